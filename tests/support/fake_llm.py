@@ -1,0 +1,131 @@
+"""A real OpenAI-compatible HTTP server for tests: the `openai` client and our code run unchanged.
+
+Answers are scripted by a `responder(request) -> Reply` function, where `request` is the parsed
+JSON body (with `messages` for chat) and the path. The server records every request so tests can
+assert what was asked. Embeddings are answered with a deterministic vector per input text unless
+the responder handles the path itself.
+
+    with FakeLLMServer(lambda req: Reply(content='{"a": 1}')) as llm:
+        settings = settings.with_overrides(llm_base_url=llm.base_url, llm_model="fake")
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+@dataclass
+class Reply:
+    content: str | None = None
+    status: int = 200
+    delay: float = 0.0
+    raw_body: str | None = None      # sent as-is (garbage answers)
+    hang: bool = False               # never answer (until the server stops)
+
+
+def chat_body(content: str, model: str = "fake-model") -> dict:
+    return {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+def fake_embedding(text: str, dimensions: int = 16) -> list[float]:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return [(digest[i % len(digest)] - 128) / 128.0 for i in range(dimensions)]
+
+
+class FakeLLMServer:
+    def __init__(self, responder: Callable[[dict], Reply] | None = None, *, embedding_dimensions: int = 16):
+        self.responder = responder or (lambda request: Reply(content="{}"))
+        self.embedding_dimensions = embedding_dimensions
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                return None
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    body = {}
+                body["_path"] = self.path
+                body["_authorization"] = self.headers.get("Authorization")
+                with server._lock:
+                    server.requests.append(body)
+                if self.path.endswith("/embeddings") and not getattr(server.responder, "handles_embeddings", False):
+                    self._send(200, json.dumps(server._embeddings(body)))
+                    return
+                reply = server.responder(body)
+                if reply.hang:
+                    server._stopping.wait()
+                    return
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.raw_body is not None:
+                    self._send(reply.status, reply.raw_body)
+                elif reply.status != 200:
+                    self._send(reply.status, json.dumps({"error": {"message": "scripted failure",
+                                                                   "type": "server_error"}}))
+                else:
+                    self._send(200, json.dumps(chat_body(reply.content or "", body.get("model", "fake"))))
+
+            def _send(self, status: int, text: str):
+                data = text.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def chat_requests(self) -> list[dict]:
+        with self._lock:
+            return [r for r in self.requests if r["_path"].endswith("/chat/completions")]
+
+    def _embeddings(self, body: dict) -> dict:
+        inputs = body.get("input") or []
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        dims = body.get("dimensions") or self.embedding_dimensions
+        return {"object": "list", "model": body.get("model", "fake-embedding"),
+                "data": [{"object": "embedding", "index": i, "embedding": fake_embedding(str(t), dims)}
+                         for i, t in enumerate(inputs)],
+                "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}}
+
+    def start(self) -> "FakeLLMServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "FakeLLMServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
