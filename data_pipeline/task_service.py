@@ -103,7 +103,7 @@ class TaskService:
             path = self._resolve_table_list_file(table_list_file)
             table_list_text = render_table_list(parse_table_list_text(
                 decode_table_list(path.read_bytes()), param="table_list_file"))
-        if db_connection:
+        if db_connection is not None:
             db_connection = validate_url(db_connection)
         if not db_name:
             source = db_connection or self.settings.default_db_connection

@@ -59,6 +59,7 @@ def execution_view(execution: dict | None) -> dict | None:
         "options": execution["options"],
         "started_at": iso(execution["started_at"]),
         "completed_at": iso(execution["completed_at"]),
+        "pid": execution["pid"],
         "exit_code": execution["exit_code"],
         "error_message": execution["error_message"],
     }

@@ -20,8 +20,10 @@ from data_pipeline.llm.client import LLMClient
 from data_pipeline.statuses import STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus
 from data_pipeline.steps import StepContext, get_step
 from data_pipeline.store import TaskStore
-from data_pipeline.task_dir import (TASK_RESULT_FILE, backup_step_outputs, read_table_list,
+from data_pipeline.task_dir import (TASK_CONFIG_FILE, TASK_RESULT_FILE, backup_step_outputs, read_table_list,
                                     write_json_atomic)
+from data_pipeline.task_views import public_parameters
+from data_pipeline.timeutil import iso
 
 logger = logging.getLogger("WorkflowOrchestrator")
 
@@ -95,6 +97,7 @@ class WorkflowRunner:
         logger.info("开始执行任务 %s (模式: %s%s, 执行ID: %s)", task_id, mode,
                     f", 步骤: {self.execution['step_name']}" if mode == "step" else "", self.execution_id)
         started = time.monotonic()
+        self._write_task_config()
         try:
             context = self._context()
             for step_name in self.steps_to_run():
@@ -178,6 +181,19 @@ class WorkflowRunner:
         logger.info("■ 步骤 %s 完成，耗时 %.2fs", step_name, duration)
         task_log.set_current_step(None)
         return True
+
+    def _write_task_config(self) -> None:
+        write_json_atomic(self.task_dir / TASK_CONFIG_FILE, {
+            "task_id": self.task["task_id"],
+            "task_name": self.task.get("task_name"),
+            "created_at": iso(self.task.get("created_at")),
+            "execution_id": self.execution_id,
+            "execution_mode": self.execution["execution_mode"],
+            "step_name": self.execution.get("step_name"),
+            "parameters": {**public_parameters(self.task), **self.options,
+                           "table_list_file": "{task_directory}/table_list.txt"},
+            "output_directory": str(self.task_dir),
+        })
 
     def _write_task_result(self, status: ExecutionStatus, started: float, error: str | None) -> None:
         task = self.store.get_task(self.task["task_id"]) or {}

@@ -87,7 +87,7 @@ def build_document(app: Flask) -> dict:
     for operation in (op for item in paths.values() for op in item.values()):
         operation["operationId"] = re.sub(r"[^A-Za-z0-9_]+", "_", operation["operationId"]).strip("_")
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Data Pipeline API", "version": data_pipeline.__version__,
                  "description": "把业务数据库变成 text-to-SQL 训练数据的后台任务服务"},
         "servers": [{"url": "/"}],

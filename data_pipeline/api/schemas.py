@@ -11,7 +11,7 @@ from data_pipeline.store import SORTABLE_COLUMNS
 from data_pipeline.timeutil import parse_time
 
 TaskStatusName = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
-TimeText = Annotated[str, AfterValidator(parse_time), Field(max_length=40, examples=["2025-06-01T00:00:00"])]
+TimeText = Annotated[str, Field(max_length=40, examples=["2025-06-01T00:00:00"]), AfterValidator(parse_time)]
 SortColumn = Literal[SORTABLE_COLUMNS]  # type: ignore[valid-type]
 
 
@@ -36,8 +36,7 @@ class CreateTaskRequest(RequestBody):
 class ExecuteTaskRequest(RequestBody):
     execution_mode: str = Field("complete", json_schema_extra={"enum": ["complete", "step"]},
                                 description="执行模式：complete/step")
-    step_name: Optional[str] = Field(None, json_schema_extra={"enum": list(STEP_NAMES)},
-                                     description="步骤名称，步骤模式时必需")
+    step_name: Optional[str] = Field(None, description=f"步骤名称，步骤模式时必需: {' / '.join(STEP_NAMES)}")
     backup_vector_tables: Optional[bool] = Field(None, description="是否备份vector表数据（覆盖任务设置）")
     truncate_vector_tables: Optional[bool] = Field(None, description="是否清空vector表数据（自动启用备份）")
 
