@@ -68,7 +68,7 @@ def ms(seconds: float) -> str:
 
 
 def query_for(keyword: str, entries: int) -> LogQuery:
-    from data_pipeline.logs import parse_time
+    from data_pipeline.timeutil import parse_time
 
     start, end = middle_third(entries)
     return LogQuery(keyword=keyword, start_time=parse_time(start), end_time=parse_time(end), page_size=50)

@@ -1,7 +1,7 @@
 """Task log entries: the format the executor writes, and how one entry is read back.
 
 One entry per record, `YYYY-MM-DD HH:MM:SS [LEVEL] LoggerName: message`; lines that do not start
-like that (tracebacks, multi-line messages) continue the entry above. The executor prefixes the
+like that (tracebacks, multi-line messages, indented by the writer) continue the entry above. The executor prefixes the
 logger of a step's records with the step (`ddl_generation.DDLGenerator`), so every entry can be
 attributed to its step exactly.
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from data_pipeline.statuses import STEP_NAMES
+from data_pipeline.task_log import CONTINUATION_INDENT
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # An entry starts at every line that begins with a timestamp and " [".
@@ -71,8 +72,22 @@ def parse_entry(lines: list[str], line_number: int | None = None) -> LogEntry:
         timestamp, level, step, logger, text = first[:19], None, None, None, first[BOUNDARY_LENGTH - 1:]
     else:
         timestamp, level, step, logger, text = None, None, None, None, first
-    message = text if len(lines) == 1 else "\n".join([text, *lines[1:]])
+    message = text if len(lines) == 1 else "\n".join([text, *(continuation(line) for line in lines[1:])])
     return LogEntry(timestamp, level, logger, step, message, line_number)
+
+
+def continuation(line: str) -> str:
+    """A continuation line as the message had it: the writer indents them (see task_log)."""
+    return line[len(CONTINUATION_INDENT):] if line.startswith(CONTINUATION_INDENT) else line
+
+
+def message_text(raw: bytes) -> str:
+    """The message from its raw bytes (from the message start to the end of the entry)."""
+    lines = raw.decode("utf-8", "replace").split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    lines = [line.removesuffix("\r") for line in lines]
+    return "\n".join([lines[0], *(continuation(line) for line in lines[1:])])
 
 
 def parse_entry_bytes(data: bytes, line_number: int | None = None) -> LogEntry:
@@ -88,24 +103,11 @@ def level_rank(level: str | None) -> int:
     return LEVEL_RANKS.get(level or "", 0)
 
 
-def parse_time(text: str) -> datetime:
-    """A filter time: ISO 8601 (`2025-06-27T14:30:00`, with or without offset) or
-    `YYYY-MM-DD HH:MM:SS`. An offset is converted to server local time, like the log's own times."""
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"时间格式无效: {text!r}（应为 ISO 8601 或 YYYY-MM-DD HH:MM:SS）") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone().replace(tzinfo=None)
-    return moment
-
-
 def canonical_time(moment: datetime, *, round_up: bool = False) -> str:
     """The log's timestamp form of `moment`; log times have whole seconds, so a lower bound with a
     fraction rounds up (14:30:00.5 admits 14:30:01, not 14:30:00) and an upper bound rounds down."""
+    if moment.tzinfo is not None:  # log times are server local time
+        moment = moment.astimezone().replace(tzinfo=None)
     if round_up and moment.microsecond:
         moment = moment + timedelta(seconds=1)
     return moment.replace(microsecond=0).strftime(TIME_FORMAT)

@@ -25,11 +25,12 @@ import numpy as np
 
 from data_pipeline.errors import ValidationError
 from data_pipeline.logs.entries import (BOUNDARY_BYTES_RE, BOUNDARY_LENGTH, LEVEL_RANKS, LogEntry, canonical_time,
-                                        parse_entry_bytes, shift_time)
+                                        message_text, parse_entry_bytes, shift_time)
 from data_pipeline.logs.fields import HeaderFields, equals_at, find_literal, gather, header_fields
 from data_pipeline.logs.segments import (Segment, count_lines, first_boundary_from, iter_segments, next_newline,
                                          timestamp_number, timestamps)
 from data_pipeline.statuses import STEP_NAMES
+from data_pipeline.task_log import CONTINUATION_INDENT
 
 SORT_FIELDS = ("timestamp", "level", "logger", "step", "line_number")
 SORT_ORDERS = ("asc", "desc")
@@ -39,6 +40,7 @@ MAX_PAGE_SIZE = 1000
 MAX_DEPTH = 100_000
 # How far out of order (seconds) two records may reach the file; the binary search widens by it.
 TIME_DISORDER_SECONDS = 60
+INDENT = CONTINUATION_INDENT.encode()
 
 
 @dataclass(frozen=True)
@@ -213,9 +215,11 @@ class _Scan:
         if len(hits) == 0:
             return hits, hits
         starts, lines, on_first_line = segment.entries_at(hits)
+        # Continuation lines are shown without the writer's indent: a hit starting inside it is no hit.
+        hit_line_starts = segment.line_starts[np.searchsorted(segment.line_starts, hits, side="right") - 1]
+        accepted = on_first_line | (hits - hit_line_starts >= len(INDENT)) | ~equals_at(data, hit_line_starts, INDENT)
         # A hit on an entry's first line counts only inside the message, not in the header.
         check = on_first_line & ~((starts == 0) & segment.headless_start)
-        accepted = np.ones(len(hits), dtype=bool)
         if check.any():
             checked, where = np.unique(starts[check], return_inverse=True)
             fields = header_fields(data, checked)
@@ -225,10 +229,10 @@ class _Scan:
         return starts, lines[accepted][first]
 
     def _header_filters(self, data: np.ndarray, starts: np.ndarray, fields: HeaderFields) -> np.ndarray:
-        query, keep = self.query, fields.valid.copy()
+        query, keep = self.query, np.ones(len(starts), dtype=bool)
         if query.level:
             level = query.level.upper().encode() + b"] "
-            keep &= (fields.level_end - starts - 21 == len(level) - 2) & equals_at(data, starts + 21, level)
+            keep &= fields.valid & (fields.level_end - starts - 21 == len(level) - 2) & equals_at(data, starts + 21, level)
         if query.step_name:
             keep &= _step_matches(data, fields, query.step_name.encode())
         if query.logger_name:
@@ -243,7 +247,7 @@ class _Scan:
                 message_start = start
             else:
                 message_start = int(fields.message_start[index]) if fields.valid[index] else start + 20
-            text = bytes(data[message_start:_entry_end(data, start)]).decode("utf-8", "replace")
+            text = message_text(bytes(data[message_start:_entry_end(data, start)]))
             result[index] = self.folded_keyword in text.casefold()
         return result
 
