@@ -4,21 +4,26 @@ Prints, for each log size:
 - tail latency (`read_last_entries(limit=100)`, the work behind GET .../logs): median and p95;
 - logs/query with a keyword and a time range (the middle third of the log) next to `grep -c` of
   the same keyword on the same file, run alternately in this script, and their ratio;
-- the peak memory (max RSS) of a fresh process running that query, minus its RSS before it.
+- the peak memory growth of a fresh process running that query and an unfiltered scan (its peak
+  RSS, VmHWM, reset through /proc/self/clear_refs just before);
+- then the same GET and POST through HTTP on a real server (`python unified_api.py`, embedded
+  PostgreSQL in a temporary directory), with the server process's peak RSS growth during the
+  queries (measured the same way).
 
 Logs are generated once into bench/out/ (git-ignored) and reused.
 
-    python bench/bench_logs.py
+    python bench/bench_logs.py [--runs 7] [--no-http]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -108,18 +113,73 @@ def memory_probe(path: Path, entries: int, keyword: str) -> None:
     query = query_for(keyword, entries)
     warm_up = OUT / "warm_up.log"
     write_sample_log(warm_up, 2000, per_second=PER_SECOND)
-    query_log(warm_up, query)  # every module and buffer of the code path loaded first
-    query_log(warm_up, LogQuery(page_size=1000))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    query_log(warm_up, query)  # every module of the code path loaded first
+    before = reset_peak(os.getpid())
     query_log(path, query)
     query_log(path, LogQuery(page_size=1000))  # and an unfiltered scan of the whole file
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_growth_kib": after - before, "before_kib": before}))
+    print(json.dumps({"peak_growth_kib": rss_kib(os.getpid(), "VmHWM") - before}))
+
+
+def reset_peak(pid: int) -> int:
+    """Reset the process's peak RSS (VmHWM) to its current RSS, which is returned (KiB)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return rss_kib(pid, "VmRSS")
+
+
+def rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def bench_http(logs: dict[str, tuple[Path, int]], runs: int) -> None:
+    from data_pipeline import embedded_pg
+    from tests.support.api_server import ApiServer
+
+    root = Path(tempfile.mkdtemp(prefix="dp-bench-logs-", dir=OUT))
+    server = ApiServer({"DATA_PIPELINE_EMBEDDED_PG_DIR": str(root / "pg"),
+                        "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
+                        "DATA_PIPELINE_LOG_DIR": str(root / "logs"), "FLASK_LOG_LEVEL": "WARNING"}, root)
+    try:
+        server.start(timeout=180)
+        pid = server.process.pid
+        for label, (path, entries) in logs.items():
+            task_id = server.create_task(task_name=f"bench {label}")
+            task_log = server.training_data_dir / task_id / "data_pipeline.log"
+            task_log.unlink()
+            os.link(path, task_log)  # the same file, no copy
+            tasks = f"/api/v0/data_pipeline/tasks/{task_id}"
+            assert server.get(f"{tasks}/logs", params={"limit": 100}).json()["data"]["total"] == 100
+            times = sorted(timed(lambda: server.get(f"{tasks}/logs", params={"limit": 100}), 50))
+            print(f"{label} log over HTTP:")
+            print(f"  GET logs?limit=100: median {ms(statistics.median(times))}, p95 {ms(times[int(len(times) * .95)])}")
+            start, end = middle_third(entries)
+            body = {"keyword": KEYWORDS[0], "start_time": start, "end_time": end}
+            grep = ["grep", "-c", KEYWORDS[0], str(path)]
+            for warm_up in (body, {"page_size": 1000}):  # the code paths loaded in the server first
+                server.post(f"{tasks}/logs/query", json=warm_up)
+            before = reset_peak(pid)
+            ours, theirs = [], []
+            for _ in range(runs):
+                ours += timed(lambda: server.post(f"{tasks}/logs/query", json=body), 1)
+                theirs += timed(lambda: subprocess.run(grep, capture_output=True, check=False), 1)
+            server.post(f"{tasks}/logs/query", json={"page_size": 1000})  # and an unfiltered scan
+            growth = rss_kib(pid, "VmHWM") - before
+            print(f"  POST logs/query keyword + middle-third time range: median {ms(statistics.median(ours))} "
+                  f"(min {ms(min(ours))}); grep -c median {ms(statistics.median(theirs))} (min {ms(min(theirs))}); ratio "
+                  f"{statistics.median(ours) / statistics.median(theirs):.2f}x")
+            print(f"  server peak RSS growth during the queries: {growth / 1024:.1f} MiB")
+    finally:
+        server.stop()
+        embedded_pg.release()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--no-http", action="store_true", help="library figures only")
     parser.add_argument("--memory-probe", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_probe:
@@ -135,6 +195,8 @@ def main() -> None:
             bench_query(path, entries, keyword, args.runs)
         print(f"  peak memory growth during the query and a full scan: "
               f"{bench_memory(path, entries, KEYWORDS[0]) / 1024:.1f} MiB")
+    if not args.no_http:
+        bench_http(logs, args.runs)
 
 
 if __name__ == "__main__":

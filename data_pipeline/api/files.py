@@ -10,6 +10,7 @@ from data_pipeline.api.context import services
 from data_pipeline.api.endpoints import RequestBody, endpoint
 from data_pipeline.api.envelope import success
 from data_pipeline.errors import ValidationError
+from data_pipeline.files.paths import invalid_path
 from data_pipeline.files.service import TaskFiles
 from data_pipeline.files.uploads import UPLOAD_EXTENSIONS
 from data_pipeline.table_list import MAX_TABLES
@@ -47,6 +48,14 @@ def download_file(task_id: str, file_name: str):
     response = send_file(path, as_attachment=True, download_name=path.name, max_age=0)
     response.headers["Content-Type"] = content_type
     return response
+
+
+def refuse_absolute_path(task_id: str, file_name: str):
+    """`/files//etc/passwd` (or `/files/%2Fetc%2Fpasswd`, decoded before routing): an absolute path."""
+    raise invalid_path("/" + file_name, "不允许绝对路径")
+
+
+bp.add_url_rule("/tasks/<task_id>/files//<path:file_name>", view_func=refuse_absolute_path, methods=["GET"])
 
 
 @endpoint(bp, "/tasks/<task_id>/files", methods=["POST"], summary="上传任务文件（替换的旧文件备份到 file_bak_<时间>/）",

@@ -28,19 +28,19 @@ def _upper(value):
     return value.upper() if isinstance(value, str) else value
 
 
-LevelName = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
+LevelName = Annotated[Optional[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]], BeforeValidator(_upper)]
 Filter = Annotated[Optional[str], BeforeValidator(_blank_as_none)]
 
 
 class RecentLogsQuery(QueryParameters):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="返回最后多少条日志")
-    level: Optional[LevelName] = Field(None, description="日志级别（精确匹配）")
+    level: LevelName = Field(None, description="日志级别（精确匹配）")
 
 
 class LogQueryRequest(RequestBody):
     page: int = Field(1, ge=1, le=MAX_DEPTH, description=f"页码（page × page_size 不超过 {MAX_DEPTH}）")
     page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="每页大小")
-    level: Optional[LevelName] = Field(None, description="日志级别（精确匹配）")
+    level: LevelName = Field(None, description="日志级别（精确匹配）")
     start_time: Annotated[Optional[TimeText], BeforeValidator(_blank_as_none)] = Field(
         None, description="开始时间（ISO 8601 或 YYYY-MM-DD HH:MM:SS）")
     end_time: Annotated[Optional[TimeText], BeforeValidator(_blank_as_none)] = Field(None, description="结束时间")
@@ -65,4 +65,4 @@ def recent_logs(task_id: str, query: RecentLogsQuery):
 @endpoint(bp, "/tasks/<task_id>/logs/query", methods=["POST"], body=LogQueryRequest, summary="高级日志查询",
           tag="logs")
 def query_logs(task_id: str, body: LogQueryRequest):
-    return success(_task_logs().query(task_id, LogQuery(**body.model_dump())), "高级日志查询成功")
+    return success(_task_logs().query(task_id, LogQuery(**dict(body))), "高级日志查询成功")

@@ -16,7 +16,7 @@ from data_pipeline.errors import PayloadTooLargeError, ValidationError
 from data_pipeline.files.catalog import file_entry, primary_file
 from data_pipeline.files.paths import display_path
 from data_pipeline.statuses import STEP_NAMES
-from data_pipeline.table_list import (MAX_FILE_BYTES, TableName, decode_table_list, parse_table_list_text,
+from data_pipeline.table_list import (TableName, decode_table_list, parse_table_list_text,
                                       parse_table_names, render_table_list, split_entries)
 from data_pipeline.task_dir import (TABLE_LIST_FILE, TASK_CONFIG_FILE, TASK_LOG_FILE, TASK_RESULT_FILE,
                                     unique_backup_dir, write_text_atomic)
@@ -27,7 +27,7 @@ UPLOAD_EXTENSIONS = (".ddl", ".md", ".json", ".sql", ".txt", ".csv")
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # Files the service itself owns: an upload may not replace them.
 RESERVED_NAMES = {TASK_CONFIG_FILE, TASK_RESULT_FILE, TASK_LOG_FILE, *(f"{s}_result.json" for s in STEP_NAMES)}
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|%]")
 
 
 def invalid_file(details: str, param: str = "file") -> ValidationError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_pipeline.logs.entries import BOUNDARY_LENGTH, HEADER_BYTES_RE
-from data_pipeline.logs.segments import next_newline
+from data_pipeline.logs.segments import next_newline, positions_of
 
 _LEVEL_WINDOW = 16
 _NAME_WINDOW = 48
@@ -122,10 +122,7 @@ def find_literal(data: np.ndarray, needle: bytes, ignore_ascii_case: bool, frequ
     order = sorted(range(len(needle)), key=rarity.__getitem__)
     anchor = order[0]
     window = data[anchor:anchor + span]
-    if folds[anchor]:
-        candidates = np.flatnonzero((window == targets[anchor]) | (window == targets[anchor] & ~0x20))
-    else:
-        candidates = np.flatnonzero(window == targets[anchor])
+    candidates = positions_of(window, targets[anchor], targets[anchor] & ~0x20 if folds[anchor] else None)
     for offset in order[1:]:
         values = data[candidates + offset]
         if folds[offset]:

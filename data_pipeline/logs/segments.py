@@ -19,6 +19,7 @@ from data_pipeline.logs.entries import BOUNDARY_BYTES_RE, BOUNDARY_LENGTH
 
 SEGMENT_BYTES = 4 * 1024 * 1024
 _PROBE_BYTES = 8 * 1024
+_BLOCK_BYTES = 256 * 1024
 
 # Byte offsets inside "YYYY-MM-DD HH:MM:SS [" holding digits, and those holding fixed characters.
 DIGIT_OFFSETS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
@@ -33,14 +34,13 @@ class Segment:
         self.offset = offset          # file offset of data[0]
         self.data = data              # the mapped bytes (uint8)
         self.first_line = first_line  # file line number of data[0]
-        self._newline_mask = data == 10
-        self.line_count = int(np.count_nonzero(self._newline_mask))
+        self.line_count = count_byte(data, 10)
         # The file starts with lines that are no entry: they form an entry with no timestamp.
         self.headless_start = offset == 0 and not BOUNDARY_BYTES_RE.match(bytes(data[:BOUNDARY_LENGTH]))
 
     @cached_property
     def line_starts(self) -> np.ndarray:
-        starts = np.concatenate(([0], np.flatnonzero(self._newline_mask) + 1))
+        starts = np.concatenate(([0], positions_of(self.data, 10) + 1))
         return starts[starts < len(self.data)]
 
     def all_entries(self) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +130,35 @@ def count_lines(fd: int, end: int) -> int:
     """Number of line ends in the first `end` bytes of the file."""
     count = 0
     for position in range(0, end, SEGMENT_BYTES):
-        data = _map(fd, position, min(SEGMENT_BYTES, end - position))
-        count += int(np.count_nonzero(data == 10))
+        count += count_byte(_map(fd, position, min(SEGMENT_BYTES, end - position)), 10)
     return count
+
+
+def positions_of(data: np.ndarray, byte: int, alternative: int | None = None) -> np.ndarray:
+    """Positions where the data holds `byte` (or `alternative`)."""
+    found = [hits + start for start, hits in _blockwise(data, byte, alternative, np.flatnonzero) if len(hits)]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+def count_byte(data: np.ndarray, byte: int) -> int:
+    return sum(int(count) for _, count in _blockwise(data, byte, None, np.count_nonzero))
+
+
+def _blockwise(data: np.ndarray, byte: int, alternative: int | None, reduce):
+    """(block start, reduce(mask)) per block of the data. Comparing block by block into reused
+    buffers keeps the temporaries small: large fresh arrays would cost page faults on every
+    segment, and would stay resident in each server thread's malloc arena."""
+    mask = np.empty(min(_BLOCK_BYTES, len(data)), dtype=bool)
+    other = np.empty_like(mask) if alternative is not None else None
+    for start in range(0, len(data), _BLOCK_BYTES):
+        block = data[start:start + _BLOCK_BYTES]
+        block_mask = mask[:len(block)]
+        np.equal(block, byte, out=block_mask)
+        if other is not None:
+            block_other = other[:len(block)]
+            np.equal(block, alternative, out=block_other)
+            np.logical_or(block_mask, block_other, out=block_mask)
+        yield start, reduce(block_mask)
 
 
 def first_boundary_from(fd: int, position: int, end: int) -> tuple[int, str] | None:
