@@ -145,15 +145,14 @@ class SQLValidator:
         # The pool discards a connection that comes back broken and opens a new one.
         with self._pool.connection() as conn:
             try:
-                # One round trip: the four statements go out together in pipeline mode. The
-                # timeout is an integer we own; the SQL was checked by check_statement.
+                # BEGIN, SET LOCAL and EXPLAIN go out together in pipeline mode. The timeout is an
+                # integer we own; the SQL has passed check_statement.
                 with conn.pipeline():
                     conn.execute("BEGIN READ ONLY")
                     conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
                     conn.execute("EXPLAIN " + sql)
-                    conn.execute("ROLLBACK")
             finally:
-                # After an error the server skipped the ROLLBACK: end the aborted transaction.
+                # Nothing was written, but nothing is kept either: end the transaction either way.
                 if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
 
