@@ -167,6 +167,7 @@ def table_state(db_url: str) -> dict:
     ("EXPLAIN ANALYZE DELETE FROM sale", ErrorClass.NOT_A_QUERY),
     ("  ;  ", ErrorClass.EMPTY),
     ("SELEC amount FROM sale", ErrorClass.SYNTAX),
+    ("SELECT 1 -- \x00", ErrorClass.SYNTAX),
 ])
 def test_statement_check_refuses_everything_but_one_read_only_query(sql, error_class):
     checked = check_statement(sql)

@@ -120,8 +120,10 @@ def _rewrite_pair_file(ctx: StepContext, pair_path, pairs: list[dict], reports: 
             changes.append(PairChange(report.index, report.question, report.sql, report.final_sql,
                                       report.first.error or ""))
         elif not report.final.valid:
-            changes.append(PairChange(report.index, report.question, report.sql, None,
-                                      f"{report.final.error_class}: {report.final.error}"))
+            reason = f"{report.first.error_class}: {report.first.error}"
+            if report.rounds:
+                reason += f"；LLM修复{report.rounds}轮后仍失败: {report.final.error}"
+            changes.append(PairChange(report.index, report.question, report.sql, None, reason))
     if not changes:
         return
     try:

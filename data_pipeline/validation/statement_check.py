@@ -42,6 +42,9 @@ def check_statement(sql: str) -> StatementCheck:
     """Whether `sql` is a single read-only query; the reason (class and message) if it is not."""
     if not isinstance(sql, str) or not sql.strip():
         return StatementCheck(False, ErrorClass.EMPTY, "SQL为空")
+    if "\x00" in sql:
+        # The server would read only up to the NUL: what it runs is not what was checked.
+        return StatementCheck(False, ErrorClass.SYNTAX, "SQL包含空字符（NUL）")
     try:
         statements = _parse(sql)
     except SqlglotError as exc:
