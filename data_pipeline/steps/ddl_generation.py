@@ -73,13 +73,15 @@ class _ConnectionPool:
 def run(ctx: StepContext) -> dict:
     started = time.monotonic()
     errors: list[dict] = []
-    names: list[TableName] = []
+    names: dict[tuple[str, str], TableName] = {}
     for entry in ctx.tables:
         try:
-            names.append(parse_table_name(entry))
+            name = parse_table_name(entry)
         except ValueError as reason:
             errors.append({"table": entry, "error": f"无效的表名: {reason}"})
-    total = len(ctx.tables)
+            continue
+        names.setdefault((name.qualified_schema, name.name), name)
+    total = len(names) + len(errors)
     if total == 0:
         raise StepFailed("表清单为空，没有需要生成DDL的表")
     llm = ctx.llm
@@ -88,9 +90,9 @@ def run(ctx: StepContext) -> dict:
     logger.info("开始生成DDL/MD: %d 个表, %s, 并发 %d", total, "使用LLM生成注释" if llm else "离线模式（数据库注释+命名词典）",
                 workers)
     try:
-        found = _load_catalog(pool, names, ctx.db_url)
-        for name in dict.fromkeys(names):
-            if (name.qualified_schema, name.name) not in found:
+        found = _load_catalog(pool, list(names.values()), ctx.db_url)
+        for key, name in names.items():
+            if key not in found:
                 errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
         ctx.report_progress(total - len(found), total, "tables")
         outcomes = _document_all(ctx, pool, found, workers, errors, total)
@@ -98,8 +100,7 @@ def run(ctx: StepContext) -> dict:
         pool.close()
 
     ctx.task_dir.mkdir(parents=True, exist_ok=True)
-    keys = dict.fromkeys((n.qualified_schema, n.name) for n in names)
-    mapping = [outcomes[key][:2] for key in keys if key in outcomes]
+    mapping = [outcomes[key][:2] for key in names if key in outcomes]
     if mapping:
         write_atomic(ctx.task_dir / MAPPING_FILE, render_filename_mapping(mapping))
     failed = total - len(outcomes)
