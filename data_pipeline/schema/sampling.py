@@ -17,6 +17,7 @@ import json
 import logging
 import re
 from collections import Counter
+from itertools import islice
 
 import psycopg
 from psycopg import sql
@@ -67,14 +68,36 @@ def _measure(conn: psycopg.Connection, table: TableInfo) -> None:
         return
     rows, whole_table = _sample(conn, table, relation, sampled, _SEEDS[0])
     table.sampled_rows = len(rows)
-    values = {c.name: [row[i] for row in rows if row[i] is not None] for i, c in enumerate(sampled)}
-    for column in sampled:
-        column.samples = [v for v, _ in Counter(values[column.name]).most_common(SAMPLES_KEPT)]
-    candidates = [c for c in sampled if _looks_enum_like(table, c, values[c.name])]
+    values: dict[str, list[str]] = {}
+    for column, raw in zip(sampled, zip(*rows) if rows else [()] * len(sampled)):
+        if _may_be_enum(table, column):
+            values[column.name] = [v for v in raw if v is not None]
+            column.samples = _frequent_values(values[column.name])
+        else:
+            column.samples = _first_distinct(raw)
+    candidates = [c for c in sampled if c.name in values and _few_repeated_values(values[c.name])]
     if candidates and not whole_table:
         candidates = _confirm(conn, table, relation, candidates, values)
     for column in candidates:
         column.enum_values = natural_sorted(set(values[column.name]))
+
+
+def _first_distinct(raw) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in raw:
+        if value is not None and value not in seen:
+            seen[value] = None
+            if len(seen) == SAMPLES_KEPT:
+                break
+    return list(seen)
+
+
+def _frequent_values(values: list[str]) -> list[str]:
+    """The most frequent values; where nearly all differ, simply the first ones (ranking them costs)."""
+    distinct = dict.fromkeys(values)
+    if len(distinct) > ENUM_MAX_VALUES:
+        return list(islice(distinct, SAMPLES_KEPT))
+    return [v for v, _ in Counter(values).most_common(SAMPLES_KEPT)]
 
 
 def _count_rows(conn: psycopg.Connection, table: TableInfo, relation: sql.Composable) -> None:
@@ -139,15 +162,17 @@ def _sample(conn, table: TableInfo, relation, columns: list[Column], seed: int) 
     return rows, False
 
 
-def _looks_enum_like(table: TableInfo, column: Column, values: list[str]) -> bool:
-    """Few distinct short values that repeat; keys, identifiers and integer measures are not enums."""
+def _may_be_enum(table: TableInfo, column: Column) -> bool:
+    """Strings, integers, booleans: not keys, identifiers or integer measures."""
     if column.enum_labels is not None or column.type_category not in _ENUM_CATEGORIES:
         return False
     if (column.name in table.primary_key or (column.name,) in table.unique_keys
             or table.foreign_key_of(column.name) or _IDENTIFIER_NAME.search(column.name)):
         return False
-    if column.type_category == "integer" and _MEASURE_NAME.search(column.name):
-        return False
+    return not (column.type_category == "integer" and _MEASURE_NAME.search(column.name))
+
+
+def _few_repeated_values(values: list[str]) -> bool:
     distinct = set(values)
     return (0 < len(distinct) <= ENUM_MAX_VALUES and len(values) >= 2 * len(distinct)
             and all(len(v) <= ENUM_MAX_VALUE_CHARS for v in distinct))
