@@ -167,7 +167,7 @@ def _column(row) -> tuple[Column, int]:
             column.numeric_precision = ((typmod - 4) >> 16) & 0xFFFF
             column.numeric_scale = (typmod - 4) & 0xFFFF
     if typname in _INTEGER_TYPES:
-        column.type_category = "I"   # integers, told apart from other numbers for enum detection
+        column.type_category = "integer"   # told apart from other numbers for enum detection
     if identity:
         column.identity = "always" if identity == "a" else "by default"
     elif generated:

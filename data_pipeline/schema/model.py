@@ -20,7 +20,7 @@ class Column:
     identity: str = ""             # "" | "always" | "by default"
     generated: str | None = None   # expression of a stored generated column
     comment: str | None = None
-    type_category: str = ""        # pg_type.typcategory of the element type (S string, N numeric, ...)
+    type_category: str = ""        # pg_type.typcategory (S string, A array, ...), or "integer"
     enum_labels: list[str] | None = None   # labels of a PostgreSQL enum type
     stats_distinct: float | None = None    # pg_stats.n_distinct when the table has been analysed
     # Filled by sampling:
@@ -51,6 +51,7 @@ class TableInfo:
     # Filled by sampling:
     row_count: int | None = None
     row_count_exact: bool = False
+    row_count_method: str | None = None   # "exact" | "planner_estimate" | "sample_estimate"
     sampled_rows: int = 0
     sampling_error: str | None = None
 

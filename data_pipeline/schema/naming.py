@@ -2,8 +2,9 @@
 
 Used only where the database has no usable comment and no LLM answered. Names are split on `_`
 (and camelCase), words are translated longest phrase first (`service_area` -> 服务区), and a
-label is made only when most words are known, so a guess never reads as nonsense; common table
-prefixes (`t_`, `tb_`, `bss_`) are dropped.
+label is made only when every word is known but at most one short abbreviation (`wx_order` ->
+WX订单), so a guess never reads as nonsense; common table prefixes (`t_`, `tb_`, `bss_`) are
+dropped.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ _WORDS = {
     "date": "日期", "time": "时间", "ts": "时间", "timestamp": "时间戳", "day": "日", "month": "月",
     "year": "年", "week": "周", "hour": "小时", "year_month": "年月", "period": "期间",
     "create": "创建", "created": "创建", "update": "更新", "updated": "更新", "modify": "修改",
-    "modified": "修改", "delete": "删除", "deleted": "删除", "by": "人", "at": "时间",
+    "modified": "修改", "delete": "删除", "deleted": "删除", "by": "人",
     "user": "用户", "users": "用户", "customer": "客户", "member": "会员", "employee": "员工",
     "staff": "员工", "admin": "管理员", "operator": "操作员", "owner": "负责人", "manager": "经理",
     "company": "公司", "dept": "部门", "department": "部门", "org": "机构", "organization": "机构",
@@ -69,6 +70,7 @@ _WORDS = {
 
 _TABLE_PREFIXES = {"t", "tb", "tbl", "bss", "sys", "biz", "dim", "fact", "ods", "dwd", "dws", "ads", "dm"}
 _MAX_PHRASE_WORDS = 3
+_MAX_ABBREVIATION = 4
 
 
 def _words(name: str) -> list[str]:
@@ -81,20 +83,21 @@ def translate(name: str) -> str | None:
     words = _words(name)
     if not words or any(not w.isascii() for w in words):
         return None
-    parts, known, i = [], 0, 0
+    parts, unknown, i = [], [], 0
     while i < len(words):
         for size in range(min(_MAX_PHRASE_WORDS, len(words) - i), 0, -1):
             phrase = "_".join(words[i:i + size])
             label = _PHRASES.get(phrase) or (_WORDS.get(phrase) if size == 1 else None)
             if label:
                 parts.append(label)
-                known += size
                 i += size
                 break
         else:
-            parts.append(words[i].upper() if len(words[i]) <= 3 else words[i])
+            unknown.append(words[i])
+            parts.append(words[i].upper())
             i += 1
-    if known == 0 or known * 2 < len(words):
+    parts = [p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1]]
+    if len(unknown) > 1 or len(unknown) == len(words) or any(len(w) > _MAX_ABBREVIATION for w in unknown):
         return None
     return "".join(parts)
 

@@ -83,7 +83,7 @@ def table_info(info: TableInfo, comments: TableComments) -> dict:
     return {"table_name": info.name, "schema_name": info.schema, "full_name": info.full_name,
             "table_type": info.kind, "comment": comments.table_comment, "chinese_name": comments.chinese_name,
             "description": comments.description, "field_count": len(info.columns), "row_count": info.row_count,
-            "row_count_exact": info.row_count_exact}
+            "row_count_exact": info.row_count_exact, "row_count_method": info.row_count_method}
 
 
 def fields(info: TableInfo, comments: TableComments) -> list[dict]:

@@ -9,14 +9,11 @@ table is documented from the database's comments and the failure is reported.
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 
@@ -28,6 +25,7 @@ from data_pipeline.schema.model import TableInfo
 from data_pipeline.schema.render import render_ddl, render_filename_mapping, render_md
 from data_pipeline.steps.context import StepContext
 from data_pipeline.table_list import TableName, parse_table_name
+from data_pipeline.task_dir import write_text_atomic
 
 logger = logging.getLogger("DDLGenerator")
 
@@ -73,13 +71,15 @@ class _ConnectionPool:
 def run(ctx: StepContext) -> dict:
     started = time.monotonic()
     errors: list[dict] = []
-    names: list[TableName] = []
+    names: dict[tuple[str, str], TableName] = {}
     for entry in ctx.tables:
         try:
-            names.append(parse_table_name(entry))
+            name = entry if isinstance(entry, TableName) else parse_table_name(entry)
         except ValueError as reason:
             errors.append({"table": entry, "error": f"无效的表名: {reason}"})
-    total = len(ctx.tables)
+            continue
+        names.setdefault((name.qualified_schema, name.name), name)
+    total = len(names) + len(errors)
     if total == 0:
         raise StepFailed("表清单为空，没有需要生成DDL的表")
     llm = ctx.llm
@@ -88,9 +88,9 @@ def run(ctx: StepContext) -> dict:
     logger.info("开始生成DDL/MD: %d 个表, %s, 并发 %d", total, "使用LLM生成注释" if llm else "离线模式（数据库注释+命名词典）",
                 workers)
     try:
-        found = _load_catalog(pool, names, ctx.db_url)
-        for name in dict.fromkeys(names):
-            if (name.qualified_schema, name.name) not in found:
+        found = _load_catalog(pool, list(names.values()), ctx.db_url)
+        for key, name in names.items():
+            if key not in found:
                 errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
         ctx.report_progress(total - len(found), total, "tables")
         outcomes = _document_all(ctx, pool, found, workers, errors, total)
@@ -98,10 +98,9 @@ def run(ctx: StepContext) -> dict:
         pool.close()
 
     ctx.task_dir.mkdir(parents=True, exist_ok=True)
-    keys = dict.fromkeys((n.qualified_schema, n.name) for n in names)
-    mapping = [outcomes[key][:2] for key in keys if key in outcomes]
+    mapping = [outcomes[key][:2] for key in names if key in outcomes]
     if mapping:
-        write_atomic(ctx.task_dir / MAPPING_FILE, render_filename_mapping(mapping))
+        write_text_atomic(ctx.task_dir / MAPPING_FILE, render_filename_mapping(mapping))
     failed = total - len(outcomes)
     result = {
         "total_tables": total,
@@ -164,8 +163,8 @@ def _document_table(ctx: StepContext, pool: _ConnectionPool, table: TableInfo, s
         sampling.measure(conn, table)
     comments, llm_error = document_comments(table, ctx.business_context, ctx.llm, logger)
     files = [f"{stem}.ddl", f"{stem}_detail.md"]
-    write_atomic(ctx.task_dir / files[0], render_ddl(table, comments))
-    write_atomic(ctx.task_dir / files[1], render_md(table, comments))
+    write_text_atomic(ctx.task_dir / files[0], render_ddl(table, comments))
+    write_text_atomic(ctx.task_dir / files[1], render_md(table, comments))
     logger.info("表 %s 已生成: %d 列, %s 行%s", table.full_name, len(table.columns),
                 table.row_count if table.row_count is not None else "?",
                 "" if table.row_count_exact else "（估算）")
@@ -189,16 +188,3 @@ def _describe(exc: Exception, db_url: str) -> str:
     if isinstance(exc, PipelineError):
         return exc.details
     return scrub(f"{type(exc).__name__}: {str(exc).strip()}", db_url)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same directory, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
