@@ -30,7 +30,7 @@ from data_pipeline.steps import ddl_generation, sql_validation  # noqa: E402
 from data_pipeline.table_list import parse_table_name  # noqa: E402
 from data_pipeline.steps.context import StepContext  # noqa: E402
 from data_pipeline.validation.explain_validator import SQLValidator  # noqa: E402
-from data_pipeline.validation.pair_file import write_json_atomic  # noqa: E402
+from data_pipeline.task_dir import write_json_atomic  # noqa: E402
 
 
 def bench_sqls(db_url: str, count: int, settings: Settings) -> list[str]:

@@ -22,6 +22,7 @@ from data_pipeline.qa.checkpoint import CHECKPOINT_DIR
 from data_pipeline.steps import qa_generation
 from data_pipeline.steps.context import StepContext
 from tests.support.fake_llm import FakeLLMServer, Reply
+from tests.test_qa_writers import run_sql_file
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,9 +191,7 @@ def test_llm_generation_partial_failure_then_resume(task_dir, make_local_db):
 
     # metadata.txt lists the successful themes and runs as SQL.
     db_url = make_local_db()
-    run = subprocess.run(["psql", db_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(task_dir / "metadata.txt")],
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
+    run_sql_file(db_url, task_dir / "metadata.txt")
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("select topic_name, related_tables from metadata order by id").fetchall()
     assert rows == [("公司经营分析", ["company", "day_data", "service_area"]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections import Counter
 
 import psycopg
@@ -18,6 +17,7 @@ from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
 from data_pipeline.steps.context import StepContext
 from data_pipeline.table_list import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
+from tests.test_qa_writers import run_sql_file
 
 PAIR_FILE = re.compile(r"^qs_highway_db_\d{8}_\d{6}_pair\.json$")
 
@@ -97,12 +97,10 @@ def test_then_sql_validation_finds_nothing_to_fix(demo_task, demo_db_url):
     assert validated["valid_sql_count"] == validated["original_sql_count"] == result["total_questions"]
 
 
-def test_metadata_sql_runs_with_psql(demo_task, make_local_db):
+def test_metadata_sql_runs(demo_task, make_local_db):
     task_dir, _, result, _ = demo_task
     db_url = make_local_db()
-    run = subprocess.run(["psql", db_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(task_dir / "metadata.txt")],
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
+    run_sql_file(db_url, task_dir / "metadata.txt")
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("select topic_name, related_tables, biz_metrics from metadata order by id").fetchall()
     assert len(rows) == result["successful_themes"]

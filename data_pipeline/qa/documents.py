@@ -333,6 +333,11 @@ def load_table_documents(task_dir: Path, tables: list[TableName]) -> tuple[list[
     return docs, missing
 
 
+def as_table_name(entry: TableName | str) -> TableName:
+    """A table of the task's list: the runner passes TableName objects, tests may pass strings."""
+    return entry if isinstance(entry, TableName) else parse_table_name(entry)
+
+
 def discover_tables(task_dir: Path) -> list[TableName]:
     """The tables documented in a task directory, from its file names (for when no list is given)."""
     stems = {path.name[:-len(".ddl")] for path in task_dir.glob("*.ddl")}

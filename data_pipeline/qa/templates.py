@@ -57,7 +57,7 @@ class _SingleTable:
         self.subject = subject(doc)
 
     def kinds(self) -> list[list[Candidate]]:
-        r, s = self.roles, self.subject
+        r = self.roles
         measures, dates, categories = r.measures[:3], r.dates[:2], r.categories[:3]
         names = (r.labels + r.codes)[:3]
         first_measure = measures[0] if measures else None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from data_pipeline.qa.model import BusinessScope, QAPair, Theme
 from data_pipeline.table_list import safe_file_stem
-from data_pipeline.validation.pair_file import write_json_atomic, write_text_atomic
+from data_pipeline.task_dir import write_json_atomic, write_text_atomic
 
 METADATA_FILE = "metadata.txt"
 METADATA_DETAIL_FILE = "metadata_detail.md"

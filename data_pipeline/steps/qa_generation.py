@@ -13,13 +13,12 @@ from datetime import datetime
 
 from data_pipeline.errors import LLMError, StepFailed
 from data_pipeline.qa.checkpoint import ThemeCheckpoint
-from data_pipeline.qa.documents import TableDoc, discover_tables, load_table_documents
+from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables, load_table_documents
 from data_pipeline.qa.llm_generator import LLMQAGenerator
 from data_pipeline.qa.model import BusinessScope, QAPair, Theme
 from data_pipeline.qa.offline import generate_offline, offline_scope
 from data_pipeline.qa.writers import pair_file_name, write_outputs
 from data_pipeline.steps.context import StepContext
-from data_pipeline.table_list import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
 
 MIN_OFFLINE_PAIRS_PER_TABLE = 10
@@ -78,7 +77,7 @@ def run(ctx: StepContext) -> dict:
 
 def _documents(ctx: StepContext) -> list[TableDoc]:
     try:
-        tables = [parse_table_name(name) for name in ctx.tables] if ctx.tables else discover_tables(ctx.task_dir)
+        tables = [as_table_name(name) for name in ctx.tables] if ctx.tables else discover_tables(ctx.task_dir)
     except ValueError as exc:
         raise StepFailed(f"表名无效: {exc}") from None
     try:
@@ -105,3 +104,4 @@ def _offline(ctx: StepContext, docs: list[TableDoc]) -> tuple[list[Theme], list[
 
 def _successful(themes: list[Theme], failed: list[str]) -> list[Theme]:
     return [theme for theme in themes if theme.topic_name not in set(failed)]
+

@@ -12,9 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from data_pipeline.errors import StepFailed
-from data_pipeline.qa.documents import TableDoc, discover_tables, load_table_documents
+from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables, load_table_documents
 from data_pipeline.steps.context import StepContext
-from data_pipeline.table_list import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
 from data_pipeline.validation.pair_file import PairChange, find_pair_file, load_pairs, rewrite_pairs
 from data_pipeline.validation.repair import SQLRepairer
@@ -101,7 +100,7 @@ def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[Pair
 
 
 def _table_documents(ctx: StepContext) -> list[TableDoc]:
-    tables = [parse_table_name(name) for name in ctx.tables] if ctx.tables else discover_tables(ctx.task_dir)
+    tables = [as_table_name(name) for name in ctx.tables] if ctx.tables else discover_tables(ctx.task_dir)
     try:
         docs, missing = load_table_documents(ctx.task_dir, tables)
     except ValueError as exc:
@@ -137,3 +136,4 @@ def _rewrite_pair_file(ctx: StepContext, pair_path, pairs: list[dict], reports: 
     totals.backup_file, totals.modification_log = backup.name, log.name
     ctx.logger.info("已修改问答对文件 %s: 修改 %d，删除 %d，备份 %s", pair_path.name, totals.modified,
                     totals.deleted, backup.name)
+

@@ -7,16 +7,13 @@ replaces the file atomically, and lists every change in `file_modifications_<ts>
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from data_pipeline.errors import StepFailed
-
-PAIR_FILE_SUFFIX = "_pair.json"
+from data_pipeline.task_dir import pair_files, write_json_atomic, write_text_atomic
 
 
 @dataclass
@@ -29,10 +26,9 @@ class PairChange:
 
 
 def find_pair_file(task_dir: Path) -> Path | None:
-    candidates = [path for path in task_dir.glob(f"*{PAIR_FILE_SUFFIX}") if path.is_file()]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda path: (path.stat().st_mtime, path.name))
+    """The newest top-level `*_pair.json`: the one later steps use."""
+    files = pair_files(task_dir)
+    return files[0] if files else None
 
 
 def load_pairs(path: Path) -> list[dict]:
@@ -50,24 +46,6 @@ def load_pairs(path: Path) -> list[dict]:
         else:
             pairs.append({"question": "", "sql": ""})
     return pairs
-
-
-def write_json_atomic(path: Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary name in the same directory, then rename over `path`."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def backup_path(path: Path) -> Path:
