@@ -8,6 +8,7 @@ kept, so a table gets its `per_table` pairs from the candidates that work.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,7 +42,15 @@ def generate_offline(docs: list[TableDoc], validator: SQLValidator, *, per_table
     by_key = {doc.key: doc for doc in docs}
     candidates = {doc.key: table_candidates(doc, by_key) for doc in docs}
     flat = [(doc.key, c) for doc in docs for c in candidates[doc.key]]
-    outcomes = validator.validate_many([c.sql for _, c in flat])
+    checked, lock = [0], threading.Lock()
+
+    def candidate_done(index, outcome) -> None:
+        with lock:  # called from the validator's worker threads
+            checked[0] += 1
+            if progress is not None:
+                progress(checked[0], len(flat), "candidate SQL")
+
+    outcomes = validator.validate_many([c.sql for _, c in flat], on_done=candidate_done)
     passed: dict[tuple[str, str], list[QAPair]] = {doc.key: [] for doc in docs}
     rejected = 0
     for (key, candidate), outcome in zip(flat, outcomes):
