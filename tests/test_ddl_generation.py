@@ -71,7 +71,9 @@ def good_answer(request) -> str:
     facts = prompt_facts(request)
     return json.dumps({"table_name_cn": "测试" + facts["table"].split(".")[-1].strip('"') + "表",
                        "table_description": "用于测试的业务表。",
-                       "columns": [{"name": c["name"], "comment": f"{c['name']}说明"}
+                       "columns": [{"name": c["name"], "comment": f"{c['name']}说明",
+                                    "enum_meanings": {**{v: f"含义{v}" for v in c.get("enum_values", [])},
+                                                      "编造的值": "不存在的取值"}}
                                    for c in reversed(facts["columns"])]}, ensure_ascii=False)
 
 
@@ -127,6 +129,16 @@ def test_bad_and_unknown_tables_are_reported_and_the_rest_documented(step_db, tm
     assert (tmp_path / "customer.ddl").is_file() and not (tmp_path / "no_such_table.ddl").exists()
 
 
+def test_names_that_clean_up_to_the_same_file_stem_get_distinct_files(tmp_path, make_local_db):
+    db_url = make_local_db('create table public.a_b (id integer); create table public."a/b" (id integer);')
+    result = ddl_generation.run(make_ctx(tmp_path, db_url, ["a_b", '"a/b"']))
+    assert result["processed_successfully"] == 2
+    mapping = (tmp_path / "filename_mapping.txt").read_text(encoding="utf-8")
+    assert "public.a_b -> a_b.ddl, a_b_detail.md\n" in mapping
+    assert 'public."a/b" -> a_b_2.ddl, a_b_2_detail.md\n' in mapping
+    assert 'create table public."a/b" (' in (tmp_path / "a_b_2.ddl").read_text(encoding="utf-8")
+
+
 def test_step_fails_when_no_table_can_be_documented(step_db, tmp_path):
     with pytest.raises(StepFailed, match="no_such_table"):
         ddl_generation.run(make_ctx(tmp_path, step_db, ["no_such_table"]))
@@ -147,7 +159,8 @@ def test_llm_comments_land_in_ddl_and_md(step_db, tmp_path):
     customer = check_ddl(files["customer.ddl"])
     assert customer["columns"]["id"]["comment"] == "客户ID"               # the database's Chinese comment stays
     assert customer["columns"]["name"]["comment"] == "name说明"           # the English one is replaced
-    assert customer["columns"]["region"]["comment"] == "region说明"
+    assert customer["columns"]["region"]["comment"] == "region说明（华东=含义华东；华北=含义华北）"
+    assert "编造的值" not in files["customer.ddl"] + files["customer_detail.md"]
     assert customer["table_comment"] == "客户信息表"
     order = check_ddl(files["sales__order.ddl"])
     assert order["columns"]["Order Date"]["comment"] == "Order Date说明"  # matched by name, not position

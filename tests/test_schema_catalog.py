@@ -311,3 +311,15 @@ def test_generated_ddl_recreates_every_table(measured, rich_db, make_local_db):
     for before, after in zip(original["tables"], rebuilt["tables"]):
         assert after[:2] == before[:2]
         assert after[2] == (one_line(before[2]) if before[2] else naming.table_label(before[1]))
+
+
+@pytest.mark.parametrize("server", ["local", "embedded"])
+def test_keyword_list_covers_the_servers_keywords(server, request):
+    from data_pipeline.schema.identifiers import NON_UNRESERVED_KEYWORDS, sql_ident
+
+    url = request.getfixturevalue("local_pg_admin_url" if server == "local" else "demo_db_url")
+    with psycopg.connect(url) as conn:
+        keywords = {row[0] for row in conn.execute("select word from pg_get_keywords() where catcode <> 'U'")}
+        quoted = {word: conn.execute("select quote_ident(%s)", (word,)).fetchone()[0] for word in ("order", "id")}
+    assert keywords <= NON_UNRESERVED_KEYWORDS
+    assert {word: sql_ident(word) for word in quoted} == quoted

@@ -8,7 +8,6 @@ table. Every name travels as a bound value, never as SQL text. Row counts and sa
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 import psycopg
 

@@ -9,7 +9,8 @@
   text and cut short on the server, so wide values never travel.
 - Enum-like: few distinct short values that repeat in the sample; unless the sample was the whole
   table, confirmed by pg_stats when the table is analysed, else by a second block sample.
-Cost on a 10-million-row table: a capped count, one EXPLAIN and two samples of a few blocks.
+Cost on a 10-million-row table: a capped count, an EXPLAIN (or a count over a few hundred random
+blocks), and one or two samples of a few blocks.
 """
 from __future__ import annotations
 
@@ -35,13 +36,11 @@ ENUM_MAX_VALUES = 20
 ENUM_MAX_VALUE_CHARS = 50
 _ENUM_CATEGORIES = {"S", "integer", "B", "E"}   # strings, integers, booleans, enum types
 _UNSAMPLED_TYPES = {"bytea"}
-_IDENTIFIER_NAME = re.compile(r"(^|_)(id|uuid|guid)$|Id$", re.IGNORECASE)
-_MEASURE_NAME = re.compile(r"(count|cnt|num|qty|quantity|sum|total|amount|amt|order|size|age|score|price"
-                           r"|days|times|seconds|minutes|hours|length|width|height|weight)s?$", re.IGNORECASE)
+_IDENTIFIER_NAME = re.compile(r"(?i:(?:^|_)(?:id|uuid|guid))$|[a-z0-9](?:Id|ID)$")
+_MEASURE_NAME = re.compile(r"(?:^|_)(?:count|cnt|num|qty|quantity|sum|total|amount|amt|order|size|age|score"
+                           r"|price|days|times|seconds|minutes|hours|length|width|height|weight)s?$", re.IGNORECASE)
 _BLOCK_SAMPLED_KINDS = {"table", "partitioned table", "materialized view"}
 _SEEDS = (7, 11)
-
-
 _SKIPPABLE = (psycopg.errors.InsufficientPrivilege, psycopg.errors.QueryCanceled,
               psycopg.errors.LockNotAvailable)
 
@@ -190,12 +189,13 @@ def _confirm(conn, table: TableInfo, relation, candidates: list[Column],
             confirmed.append(column)
     if unknown:
         rows, _ = _sample(conn, table, relation, unknown, _SEEDS[1])
-        for i, column in enumerate(unknown):
-            more = [row[i] for row in rows if row[i] is not None]
+        for column, raw in zip(unknown, zip(*rows) if rows else [()] * len(unknown)):
+            more = [v for v in raw if v is not None]
             if len(set(values[column.name]) | set(more)) <= ENUM_MAX_VALUES:
                 values[column.name].extend(more)
                 confirmed.append(column)
-    return [c for c in candidates if c in confirmed]
+    names = {c.name for c in confirmed}
+    return [c for c in candidates if c.name in names]
 
 
 def _stats_distinct(column: Column, rows: int) -> float | None:

@@ -14,6 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import psycopg
 
@@ -68,57 +69,71 @@ class _ConnectionPool:
             self._opened.clear()
 
 
+class _Documented(NamedTuple):
+    table: str               # schema-qualified name, as in the mapping file
+    files: list[str]
+    llm_comments: bool
+
+
 def run(ctx: StepContext) -> dict:
     started = time.monotonic()
-    errors: list[dict] = []
+    names, errors = _parse_names(ctx.tables)
+    total = len(names) + len(errors)
+    if total == 0:
+        raise StepFailed("表清单为空，没有需要生成DDL的表")
+    llm = ctx.llm
+    usage_before = llm.usage_summary() if llm else None
+    workers = ctx.settings.llm_concurrency if llm else OFFLINE_WORKERS
+    pool = _ConnectionPool(ctx.db_url, min(DB_CONNECTIONS, workers), ctx.settings.sql_statement_timeout_ms)
+    logger.info("开始生成DDL/MD: %d 个表, %s, 并发 %d", total,
+                "使用LLM生成注释" if llm else "离线模式（数据库注释+命名词典）", workers)
+    try:
+        catalog = _load_catalog(pool, list(names.values()), ctx.db_url)
+        found = {key: catalog[key] for key in names if key in catalog}   # in the list's order
+        for key, name in names.items():
+            if key not in found:
+                errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
+        ctx.report_progress(total - len(found), total, "tables")
+        documented = _document_all(ctx, pool, found, workers, errors, total)
+    finally:
+        pool.close()
+
+    mapping = [(documented[key].table, documented[key].files) for key in names if key in documented]
+    if mapping:
+        write_text_atomic(ctx.task_dir / MAPPING_FILE, render_filename_mapping(mapping))
+    failed = total - len(documented)
+    result = {
+        "total_tables": total,
+        "processed_successfully": len(documented),
+        "failed": failed,
+        "files_generated": 2 * len(documented) + (1 if mapping else 0),
+        "duration": round(time.monotonic() - started, 3),
+        "errors": errors,
+        "llm_comment_tables": sum(1 for d in documented.values() if d.llm_comments),
+    }
+    if llm is not None:
+        after = llm.usage_summary()
+        result["llm_usage"] = {key: after[key] - usage_before[key] for key in after}
+    logger.info("DDL/MD生成完成: 成功 %d, 失败 %d, 用时 %.1fs%s", len(documented), failed, result["duration"],
+                f", LLM用量 {result['llm_usage']}" if llm is not None else "")
+    if not documented:
+        shown = "; ".join(f"{e['table']}: {e['error']}" for e in errors[:10])
+        raise StepFailed(f"所有表都生成失败（{failed}个）: {shown}")
+    return result
+
+
+def _parse_names(entries) -> tuple[dict[tuple[str, str], TableName], list[dict]]:
+    """Names by (schema, table), duplicates dropped; entries that are not names become errors."""
     names: dict[tuple[str, str], TableName] = {}
-    for entry in ctx.tables:
+    errors: list[dict] = []
+    for entry in entries:
         try:
             name = entry if isinstance(entry, TableName) else parse_table_name(entry)
         except ValueError as reason:
             errors.append({"table": entry, "error": f"无效的表名: {reason}"})
             continue
         names.setdefault((name.qualified_schema, name.name), name)
-    total = len(names) + len(errors)
-    if total == 0:
-        raise StepFailed("表清单为空，没有需要生成DDL的表")
-    llm = ctx.llm
-    workers = ctx.settings.llm_concurrency if llm else OFFLINE_WORKERS
-    pool = _ConnectionPool(ctx.db_url, min(DB_CONNECTIONS, workers), ctx.settings.sql_statement_timeout_ms)
-    logger.info("开始生成DDL/MD: %d 个表, %s, 并发 %d", total, "使用LLM生成注释" if llm else "离线模式（数据库注释+命名词典）",
-                workers)
-    try:
-        found = _load_catalog(pool, list(names.values()), ctx.db_url)
-        for key, name in names.items():
-            if key not in found:
-                errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
-        ctx.report_progress(total - len(found), total, "tables")
-        outcomes = _document_all(ctx, pool, found, workers, errors, total)
-    finally:
-        pool.close()
-
-    ctx.task_dir.mkdir(parents=True, exist_ok=True)
-    mapping = [outcomes[key][:2] for key in names if key in outcomes]
-    if mapping:
-        write_text_atomic(ctx.task_dir / MAPPING_FILE, render_filename_mapping(mapping))
-    failed = total - len(outcomes)
-    result = {
-        "total_tables": total,
-        "processed_successfully": len(outcomes),
-        "failed": failed,
-        "files_generated": 2 * len(outcomes) + (1 if mapping else 0),
-        "duration": round(time.monotonic() - started, 3),
-        "errors": errors,
-        "llm_comment_tables": sum(1 for o in outcomes.values() if o[2]),
-    }
-    if llm is not None:
-        result["llm_usage"] = llm.usage_summary()
-    logger.info("DDL/MD生成完成: 成功 %d, 失败 %d, 用时 %.1fs%s", len(outcomes), failed, result["duration"],
-                f", LLM用量 {result['llm_usage']}" if llm is not None else "")
-    if not outcomes:
-        shown = "; ".join(f"{e['table']}: {e['error']}" for e in errors[:10])
-        raise StepFailed(f"所有表都生成失败（{failed}个）: {shown}")
-    return result
+    return names, errors
 
 
 def _load_catalog(pool: _ConnectionPool, names: list[TableName], db_url: str) -> dict[tuple[str, str], TableInfo]:
@@ -131,34 +146,38 @@ def _load_catalog(pool: _ConnectionPool, names: list[TableName], db_url: str) ->
         raise StepFailed(f"读取数据库目录失败: {scrub(str(exc), db_url)}") from None
 
 
-def _document_all(ctx: StepContext, pool: _ConnectionPool, found: dict, workers: int, errors: list[dict],
-                  total: int) -> dict[tuple[str, str], tuple[str, list[str], bool]]:
-    """(table name, files, LLM comments used) of each documented table, by (schema, name)."""
+def _document_all(ctx: StepContext, pool: _ConnectionPool, found: dict[tuple[str, str], TableInfo],
+                  workers: int, errors: list[dict], total: int) -> dict[tuple[str, str], _Documented]:
     stems = _unique_stems(list(found.values()))
-    outcomes = {}
+    documented: dict[tuple[str, str], _Documented] = {}
     done = total - len(found)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ddl") as executor:
         futures = {executor.submit(_document_table, ctx, pool, table, stems[key]): key
                    for key, table in found.items()}
         for future in as_completed(futures):
-            table = found[futures[future]]
+            key = futures[future]
+            table = found[key]
             try:
                 files, llm_error = future.result()
             except Exception as exc:  # one table's failure is reported, the others go on
-                message = _describe(exc, ctx.db_url)
-                logger.error("表 %s 生成失败: %s", table.full_name, message)
+                expected = isinstance(exc, (PipelineError, psycopg.Error))
+                message = exc.details if isinstance(exc, PipelineError) else scrub(
+                    f"{type(exc).__name__}: {str(exc).strip()}", ctx.db_url)
+                logger.error("表 %s 生成失败: %s", table.full_name, message, exc_info=not expected)
                 errors.append({"table": table.full_name, "error": message})
             else:
-                outcomes[futures[future]] = (table.full_name, files, llm_error is None and ctx.llm is not None)
+                documented[key] = _Documented(table.full_name, files, ctx.llm is not None and llm_error is None)
                 if llm_error:
                     errors.append({"table": table.full_name,
                                    "error": f"LLM注释生成失败（已改用数据库注释与命名词典）: {llm_error}"})
             done += 1
             ctx.report_progress(done, total, "tables")
-    return outcomes
+    return documented
 
 
-def _document_table(ctx: StepContext, pool: _ConnectionPool, table: TableInfo, stem: str) -> tuple[list[str], str | None]:
+def _document_table(ctx: StepContext, pool: _ConnectionPool, table: TableInfo,
+                    stem: str) -> tuple[list[str], str | None]:
+    """Sample, comment, render and write one table: its file names and the LLM's failure, if any."""
     with pool.connection() as conn:
         sampling.measure(conn, table)
     comments, llm_error = document_comments(table, ctx.business_context, ctx.llm, logger)
@@ -182,9 +201,3 @@ def _unique_stems(tables: list[TableInfo]) -> dict[tuple[str, str], str]:
         used.add(stem.lower())
         stems[(table.schema, table.name)] = stem
     return stems
-
-
-def _describe(exc: Exception, db_url: str) -> str:
-    if isinstance(exc, PipelineError):
-        return exc.details
-    return scrub(f"{type(exc).__name__}: {str(exc).strip()}", db_url)
