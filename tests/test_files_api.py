@@ -23,9 +23,10 @@ def files_of(api, task_id: str) -> dict:
 
 @pytest.fixture(scope="module")
 def finished_task(embedded_api):
-    """A task after a complete run of the (controlled) steps, plus backup subdirectories."""
+    """A task after a complete run of the real steps (training_load controlled until it exists) on
+    the demo database, plus backup subdirectories."""
     api = embedded_api
-    task_id = make_task(api, QUICK, tables=("bss_company", "ops.bss_service_area"))
+    task_id = make_task(api, {"training_load": {}}, tables=("bss_company", "bss_service_area"))
     assert api.execute(task_id).status_code == 202
     assert api.wait_for(task_id)["status"] == "completed"
     directory = task_dir(api, task_id)
@@ -52,14 +53,19 @@ def test_listing_covers_every_file_with_its_fields(finished_task):
     assert data["total_size"] == sum((directory / name).stat().st_size for name in on_disk)
     assert re.fullmatch(r"\d+\.\d (B|KB|MB|GB)", data["total_size_human"])
     by_name = {f["file_name"]: f for f in data["files"]}
-    pair = by_name["qs_test_20250101_000000_pair.json"]
+    pair_name = next(name for name in listed if re.fullmatch(r"qs_highway_db_\d{8}_\d{6}_pair\.json", name))
+    pair = by_name[pair_name]
     assert pair["is_primary"] is True and listed[0] == pair["file_name"]
     assert sum(f["is_primary"] for f in data["files"]) == 1
     assert pair["description"] == "Question-SQL训练数据对" and pair["file_type"] == "json"
     log = by_name["data_pipeline.log"]
     assert log["description"] == "任务执行日志" and log["file_type"] == "log"
     assert by_name["bss_company.ddl"]["description"] == "表 bss_company 的DDL"
-    assert by_name["ops__bss_service_area_detail.md"]["description"] == "表 ops.bss_service_area 的结构说明文档"
+    assert by_name["bss_service_area_detail.md"]["description"] == "表 bss_service_area 的结构说明文档"
+    assert by_name["metadata.txt"]["description"].startswith("业务主题元数据")
+    assert by_name["sql_validation_result.json"]["description"] == "SQL验证步骤结果"
+    generic = {"JSON文件", "Markdown文档", "SQL文件", "CSV数据文件", "文本文件", "日志文件", "DDL文件", "其他文件"}
+    assert [name for name, f in by_name.items() if f["description"] in generic] == ["test_control.json"]
     assert by_name["table_list.txt"]["description"] == "表清单"
     assert by_name["vector_bak/vector_backup_log.txt"]["description"] == "向量表备份日志"
     assert "langchain_pg_embedding" in by_name["vector_bak/langchain_pg_embedding_20250101_000000.csv"]["description"]
@@ -84,6 +90,22 @@ def test_every_listed_file_downloads_with_a_fitting_content_type(finished_task):
         assert response.headers["Content-Type"] == expected_types[entry["file_type"]], entry["file_name"]
         disposition = response.headers["Content-Disposition"]
         assert disposition.startswith("attachment") and entry["file_name"].split("/")[-1] in disposition
+
+
+def test_descriptions_of_every_kind_of_task_file():
+    from data_pipeline.files.catalog import describe, file_type
+
+    assert describe("ops__bss_service_area_detail.md") == "表 ops.bss_service_area 的结构说明文档"
+    assert describe("ops__bss_service_area.ddl") == "表 ops.bss_service_area 的DDL"
+    assert describe("qs_db_20250101_000000_pair.json.backup").startswith("Question-SQL训练数据对备份")
+    assert file_type("qs_db_20250101_000000_pair.json.backup_20250102_000000") == "backup"
+    assert describe("sql_validation_20250101_000000_report.json") == "SQL验证详细报告"
+    assert describe("file_modifications_20250101_000000.log") == "SQL验证对问答对文件的修改记录"
+    assert describe("vector_bak/langchain_pg_collection_20250101_000000.csv").startswith("向量集合表")
+    assert describe("qa_generation_checkpoint/plan.json").startswith("问答生成断点")
+    assert describe("file_bak_20250101_000000_2/metadata.txt").startswith("备份于 2025-01-01 00:00:00 的旧文件: 业务主题元数据")
+    assert describe("executor_output.log") == "执行器进程输出" and describe("task_config.json").startswith("任务配置")
+    assert describe("whatever.bin") == "其他文件"
 
 
 def test_large_and_chinese_named_downloads(embedded_api):

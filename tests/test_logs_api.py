@@ -8,7 +8,7 @@ import pytest
 from data_pipeline.logs import LogQuery
 from data_pipeline.timeutil import parse_time
 from tests.test_api_tasks import error_of
-from tests.test_execution import QUICK, make_task, task_dir, write_control
+from tests.test_execution import make_task, task_dir, write_control
 from tests.test_logs_reader import brute_force_entries, brute_force_query
 
 TASKS = "/api/v0/data_pipeline/tasks"
@@ -17,11 +17,13 @@ STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
 
 @pytest.fixture(scope="module")
 def executed(embedded_api):
+    """A complete run of the real steps on the demo database (training_load controlled until it
+    exists; it waits a little so the log spans several seconds), then a failing step run."""
     api = embedded_api
-    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 1.2, "write": ["{stem}.ddl", "{stem}_detail.md"]}})
+    task_id = make_task(api, {"training_load": {"sleep": 1.2}}, tables=("bss_company", "bss_service_area", "bss_car_day_count"))
     assert api.execute(task_id).status_code == 202
     assert api.wait_for(task_id)["status"] == "completed"
-    write_control(api, task_id, {**QUICK, "training_load": {"raise": "unexpected 异常"}})
+    write_control(api, task_id, {"training_load": {"raise": "unexpected 异常"}})
     assert api.execute(task_id, execution_mode="step", step_name="training_load").status_code == 202
     assert api.wait_for(task_id)["status"] == "failed"
     downloaded = api.get(f"{TASKS}/{task_id}/files/data_pipeline.log")
@@ -38,11 +40,14 @@ def query(api, task_id: str, **body) -> dict:
 def test_step_name_returns_exactly_each_steps_entries(executed):
     api, task_id, entries = executed
     seen = 0
+    real_loggers = {"ddl_generation": "DDLGenerator", "qa_generation": "QAGenerator", "sql_validation": "SQLValidator",
+                    "training_load": "ControlledStep"}
     for step in STEPS:
         data = query(api, task_id, step_name=step, page_size=1000)
         expected = [e for e in entries if e["step"] == step]
         assert expected and data["pagination"]["total"] == len(expected)
         assert all(e["step"] == step for e in data["logs"])
+        assert real_loggers[step] in {e["logger"] for e in data["logs"]}
         assert sorted(e["line_number"] for e in data["logs"]) == [e["line_number"] for e in expected]
         seen += len(expected)
     without_step = [e for e in entries if e["step"] is None]
@@ -57,10 +62,13 @@ def filter_cases(entries: list[dict]) -> list[dict]:
         {},
         {"level": "ERROR"},
         {"level": "info"},
-        {"keyword": "测试步骤"},
+        {"keyword": "已生成"},
+        {"keyword": "SELECT"},
         {"keyword": "runtimeerror: UNEXPECTED"},
         {"keyword": "异常"},
         {"keyword": "WorkflowOrchestrator"},
+        {"logger_name": "DDLGenerator"},
+        {"logger_name": "qa_generation.QAGenerator"},
         {"logger_name": "ControlledStep"},
         {"logger_name": "training_load.WorkflowOrchestrator"},
         {"logger_name": "TaskExecutor"},
@@ -69,7 +77,8 @@ def filter_cases(entries: list[dict]) -> list[dict]:
         {"start_time": stamps[0], "end_time": stamps[-1].replace(" ", "T")},
         {"start_time": stamps[1].replace(" ", "T") + "+00:00"},
         {"step_name": "training_load", "level": "ERROR", "keyword": "Traceback"},
-        {"step_name": "ddl_generation", "logger_name": "ControlledStep", "end_time": stamps[-1]},
+        {"step_name": "ddl_generation", "logger_name": "DDLGenerator", "end_time": stamps[-1]},
+        {"step_name": "sql_validation", "keyword": "有效"},
         {"keyword": "", "logger_name": "", "level": "", "step_name": ""},
     ]
 

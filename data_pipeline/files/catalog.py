@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+from data_pipeline.qa.checkpoint import CHECKPOINT_DIR
 from data_pipeline.task_dir import BACKUP_DIR_PREFIX, pair_files
 
 API_PREFIX = "/api/v0/data_pipeline"
@@ -26,6 +27,7 @@ _KINDS: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern + r"\Z"), text)
     (r"executor_output\.log", "执行器进程输出"),
     (r"(?P<step>ddl_generation|qa_generation|sql_validation|training_load)_result\.json", "{step}步骤结果"),
     (r".+_pair\.json\.backup", "Question-SQL训练数据对备份（SQL验证修改前的原文件）"),
+    (r".+_pair\.json\.backup_\d{8}_\d{6}", "Question-SQL训练数据对的更早备份（之前一次SQL验证修改前的原文件）"),
     (r".+_pair\.json", "Question-SQL训练数据对"),
     (r"metadata\.txt", "业务主题元数据（metadata 表的 INSERT 语句）"),
     (r"metadata_detail\.md", "业务主题元数据说明"),
@@ -46,6 +48,8 @@ _STEP_NAMES_ZH = {"ddl_generation": "DDL/MD生成", "qa_generation": "Question-S
 _BY_EXTENSION = {"json": "JSON文件", "md": "Markdown文档", "sql": "SQL文件", "csv": "CSV数据文件",
                  "txt": "文本文件", "log": "日志文件", "ddl": "DDL文件"}
 _BACKUP_DIR = re.compile(re.escape(BACKUP_DIR_PREFIX) + r"(\d{8})_(\d{6})(?:_\d+)?\Z")
+_BACKUP_SUFFIX = re.compile(r"\.backup(?:_\d{8}_\d{6})?\Z")
+_DIRECTORIES = {CHECKPOINT_DIR: "问答生成断点（中断后续跑用）"}
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -56,6 +60,8 @@ CONTENT_TYPES = {
 
 
 def file_type(name: str) -> str:
+    if _BACKUP_SUFFIX.search(name):
+        return "backup"
     suffix = Path(name).suffix.lower().lstrip(".")
     return suffix or "file"
 
@@ -79,6 +85,8 @@ def describe(relative_name: str) -> str:
     name = parts[-1]
     backup = _BACKUP_DIR.match(parts[0]) if len(parts) > 1 else None
     text = _describe_name(name)
+    if len(parts) > 1 and parts[-2] in _DIRECTORIES:
+        text = f"{_DIRECTORIES[parts[-2]]}: {text}"
     if backup:
         day, time = backup.groups()
         return f"备份于 {day[:4]}-{day[4:6]}-{day[6:]} {time[:2]}:{time[2:4]}:{time[4:]} 的旧文件: {text}"
