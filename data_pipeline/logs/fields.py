@@ -16,7 +16,7 @@ from data_pipeline.logs.segments import next_newline, positions_of
 
 _LEVEL_WINDOW = 16
 _NAME_WINDOW = 48
-_BATCH = 8192  # entries per vectorised step: bounds the temporary arrays
+_BATCH = 2048  # entries per vectorised step: bounds the temporary arrays (< 1 MB)
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 _LETTER = np.zeros(256, dtype=bool)

@@ -20,6 +20,8 @@ from data_pipeline.logs.entries import BOUNDARY_BYTES_RE, BOUNDARY_LENGTH
 SEGMENT_BYTES = 4 * 1024 * 1024
 _PROBE_BYTES = 8 * 1024
 _BLOCK_BYTES = 256 * 1024
+_BATCH = 4096  # entries per vectorised step: bounds the temporary arrays (< 1 MB)
+_POWERS = 10 ** np.arange(13, -1, -1, dtype=np.int64)
 
 # Byte offsets inside "YYYY-MM-DD HH:MM:SS [" holding digits, and those holding fixed characters.
 DIGIT_OFFSETS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
@@ -109,16 +111,23 @@ def boundary_mask(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
     keep = np.ones(len(candidates), dtype=bool)
     for offset, char in _FIXED:
         keep &= data[candidates + offset] == char
-    digits = data[candidates[keep, None] + DIGIT_OFFSETS] - np.uint8(48)
-    keep[keep] = (digits <= 9).all(axis=1)
+    shaped = candidates[keep]
+    digits_ok = np.empty(len(shaped), dtype=bool)
+    for first in range(0, len(shaped), _BATCH):  # batches keep the gathered index arrays small
+        digits = data[shaped[first:first + _BATCH, None] + DIGIT_OFFSETS] - np.uint8(48)
+        digits_ok[first:first + _BATCH] = (digits <= 9).all(axis=1)
+    keep[keep] = digits_ok
     mask[mask] = keep
     return mask
 
 
 def timestamps(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """The entries' times as int64 YYYYMMDDHHMMSS (ordered like the times)."""
-    digits = data[starts[:, None] + DIGIT_OFFSETS].astype(np.int64) - 48
-    return digits @ (10 ** np.arange(13, -1, -1, dtype=np.int64))
+    result = np.empty(len(starts), dtype=np.int64)
+    for first in range(0, len(starts), _BATCH):
+        digits = data[starts[first:first + _BATCH, None] + DIGIT_OFFSETS].astype(np.int64) - 48
+        result[first:first + _BATCH] = digits @ _POWERS
+    return result
 
 
 def timestamp_number(text: str) -> int:
