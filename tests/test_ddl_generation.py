@@ -107,7 +107,7 @@ def test_offline_step_documents_every_table(step_db, tmp_path):
 
 def test_step_output_runs_on_an_empty_database(step_db, tmp_path, make_local_db):
     ddl_generation.run(make_ctx(tmp_path, step_db, STEP_TABLES))
-    empty = make_local_db("create schema sales")
+    empty = make_local_db()
     with psycopg.connect(empty, autocommit=True) as conn:
         for path in sorted(tmp_path.glob("*.ddl")):
             conn.execute(path.read_text(encoding="utf-8"))

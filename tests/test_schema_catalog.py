@@ -295,7 +295,7 @@ def catalog_snapshot(url: str) -> dict:
 
 
 def test_generated_ddl_recreates_every_table(measured, rich_db, make_local_db):
-    empty = make_local_db("create schema sales")
+    empty = make_local_db()
     with psycopg.connect(empty, autocommit=True) as conn:
         for table in measured.values():
             conn.execute(render_ddl(table, offline_comments(table)))

@@ -27,13 +27,19 @@ def check_ddl(text: str) -> dict:
     lines = text.rstrip("\n").split("\n")
     assert re.fullmatch(r"-- 中文名: \S.*", lines[0]), lines[0]
     assert re.fullmatch(r"-- 描述: \S.*", lines[1]), lines[1]
-    header = re.fullmatch(rf"create table ({QNAME}) \(", lines[2])
-    assert header, lines[2]
+    schema_line = re.fullmatch(rf"create schema if not exists ({IDENT});", lines[2])
+    start = 3 if schema_line else 2
+    header = re.fullmatch(rf"create table ({QNAME}) \(", lines[start])
+    assert header, lines[start]
     table = header.group(1)
+    if schema_line:
+        assert split_idents(table)[0] == unquote(schema_line.group(1)) != "public", "schema line for another schema"
+    else:
+        assert len(split_idents(table)) == 1 or split_idents(table)[0] == "public", "other schemas need their line"
     end = lines.index(");")
     elements, foreign_keys, columns = [], [], {}
     primary_key, unique = None, []
-    for line in lines[3:end]:
+    for line in lines[start + 1:end]:
         fk = re.fullmatch(rf"  -- foreign key \(({_LIST})\) references ({QNAME})\(({_LIST})\)", line)
         if fk:
             foreign_keys.append((split_idents(fk.group(1)), fk.group(2), split_idents(fk.group(3))))

@@ -28,7 +28,11 @@ def render_ddl(table: TableInfo, comments: TableComments) -> str:
     elements += [(f"unique ({_ident_list(cols)})", None) for cols in table.unique_keys]
     if table.primary_key:
         elements.append((f"primary key ({_ident_list(table.primary_key)})", None))
-    lines = [f"-- 中文名: {comments.chinese_name}", f"-- 描述: {comments.description}", f"create table {name} ("]
+    lines = [f"-- 中文名: {comments.chinese_name}", f"-- 描述: {comments.description}"]
+    if table.schema != "public":
+        # So the file alone recreates the table on an empty database.
+        lines.append(f"create schema if not exists {sql_ident(table.schema)};")
+    lines.append(f"create table {name} (")
     for index, (text, comment) in enumerate(elements):
         comma = "," if index < len(elements) - 1 else ""
         lines.append(f"  {text}{comma}" + (f" -- {comment}" if comment else ""))
