@@ -1,0 +1,187 @@
+"""Fixtures of the reliability suite: servers that carry real secrets, a business database the
+tests start and stop themselves, and the secret audit that runs when the whole session ends.
+
+Every server started here requires an API key and has its HTTP session watched by the audit;
+business databases are reached with a password. At the end of the session (after every other
+test of the suite too) no registered secret may appear in any response the audit saw, nor in any
+file under the session's temporary directory (every test server's logs and task directories;
+PostgreSQL data directories, which legitimately hold the store's rows, are left out).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.api_server import ApiServer
+from tests.support.pg_cluster import PostgresCluster, find_bin_dir
+from tests.support.secret_audit import audit
+
+TASKS = "/api/v0/data_pipeline/tasks"
+DEMO_TABLES = ["bss_business_day_data", "bss_car_day_count", "bss_company", "bss_section_route",
+               "bss_section_route_area_link", "bss_service_area", "bss_service_area_mapper"]
+
+API_KEY = audit.secret(f"rel-api-key-{uuid.uuid4().hex}")
+LLM_KEY = audit.secret(f"sk-rel-llm-{uuid.uuid4().hex}")
+EMBEDDING_KEY = audit.secret(f"sk-rel-emb-{uuid.uuid4().hex}")
+DB_PASSWORD = audit.secret(f"RelPw-{uuid.uuid4().hex[:16]}")
+
+TRAINING_LOAD_AVAILABLE = importlib.util.find_spec("data_pipeline.steps.training_load") is not None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_audit(tmp_path_factory):
+    """The audit; when the session ends it scans every test server's files of the whole suite."""
+    yield audit
+    audit.directory(tmp_path_factory.getbasetemp())
+    leaks = audit.leaks()
+    assert not leaks, "secrets leaked:\n" + "\n".join(leaks[:50])
+
+
+def server_env(root: Path, embedded_pg_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
+        "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
+        "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir),
+        "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps",
+        "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
+        "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",
+        "DATA_PIPELINE_API_KEY": API_KEY,
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def running_server(root: Path, embedded_pg_dir: Path, **extra: str):
+    """An API server (real subprocess) whose responses the audit checks; stopped on exit."""
+    root.mkdir(parents=True, exist_ok=True)
+    server = ApiServer(server_env(root, embedded_pg_dir, **extra), root)
+    audit.watch(server.session)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def rel_server(tmp_path_factory, embedded_pg_dir):
+    """A server on the session's embedded PostgreSQL (store and demo database), offline."""
+    with running_server(tmp_path_factory.mktemp("rel-server"), embedded_pg_dir) as server:
+        yield server
+        server.assert_nothing_left_running()
+
+
+@pytest.fixture(scope="session")
+def gated():
+    """A fake LLM and embedding service whose answers the tests hold back (see llm_gate)."""
+    from tests.reliability.llm_gate import GatedLLM
+
+    with GatedLLM() as llm:
+        yield llm
+
+
+@pytest.fixture(scope="session")
+def gated_server(tmp_path_factory, embedded_pg_dir, gated):
+    """A server whose steps use the gated LLM and embeddings (so a test can freeze them)."""
+    from tests.reliability.llm_gate import llm_env
+
+    env = llm_env(gated.base_url, LLM_KEY, EMBEDDING_KEY, LLM_TIMEOUT="60", LLM_MAX_RETRIES="0",
+                  LLM_CONCURRENCY="4")
+    with running_server(tmp_path_factory.mktemp("rel-gated"), embedded_pg_dir, **env) as server:
+        yield server
+        server.assert_nothing_left_running()
+
+
+@pytest.fixture(scope="session")
+def business_pg():
+    """A PostgreSQL server this session starts and stops itself."""
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; set DATA_PIPELINE_TEST_PG_BIN")
+    # Outside pytest's private (0700) temporary root: the server runs as another system user.
+    cluster = PostgresCluster.create(Path(tempfile.mkdtemp(prefix="dp-rel-pg-")))
+    audit.directory(cluster.root)  # its server log
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def business_db_url(business_pg) -> str:
+    """A copy of the demo database on `business_pg`, owned by a role with a password."""
+    from data_pipeline import demo_db
+
+    url = business_pg.add_database("highway_rel", user="rel_owner", password=DB_PASSWORD)
+    with psycopg.connect(url, autocommit=True) as conn:
+        demo_db.populate(conn)
+    return url
+
+
+# ---- helpers shared by the reliability tests ---------------------------------------------------
+
+def new_task(server: ApiServer, tables=DEMO_TABLES, **params) -> str:
+    task_id = server.create_task(task_name=params.pop("task_name", "可靠性测试"), **params)
+    response = server.post(f"{TASKS}/{task_id}/table-list", json={"table_names": list(tables)})
+    assert response.status_code == 200, response.text
+    return task_id
+
+
+def task_dir(server: ApiServer, task_id: str) -> Path:
+    return server.training_data_dir / task_id
+
+
+def control(server: ApiServer, task_id: str, spec: dict) -> None:
+    (task_dir(server, task_id) / "test_control.json").write_text(json.dumps(spec), encoding="utf-8")
+
+
+def run_step(server: ApiServer, task_id: str, step: str, timeout: float = 180) -> dict:
+    response = server.execute(task_id, execution_mode="step", step_name=step)
+    assert response.status_code == 202, response.text
+    return server.wait_for(task_id, timeout=timeout)
+
+
+@contextlib.contextmanager
+def step_frozen(server: ApiServer, llm, task_id: str, step: str, hold_after: int = 0):
+    """Start `step` and yield once it waits for an LLM or embedding answer that is held back;
+    the answers flow again when the block ends."""
+    llm.hold(after=hold_after)
+    try:
+        response = server.execute(task_id, execution_mode="step", step_name=step)
+        assert response.status_code == 202, response.text
+        llm.wait_held()
+        assert server.task(task_id)["step_status"][step] == "running"
+        yield
+    finally:
+        llm.release()
+
+
+def upload(server: ApiServer, task_id: str, name: str, content: bytes):
+    return server.post(f"{TASKS}/{task_id}/files", files={"file": (name, content)})
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def executor_pid(server: ApiServer, task_id: str) -> int:
+    def recorded():
+        history = server.get(f"{TASKS}/{task_id}/executions").json()["data"]["executions"]
+        return history[0]["pid"] if history and history[0]["status"] == "running" else None
+    return wait_until(recorded, what="executor pid")
+
+
+def files_snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file of a task directory (relative path -> content)."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
