@@ -23,6 +23,8 @@ from data_pipeline.task_dir import task_dir
 logger = logging.getLogger("TaskExecutor")
 
 EXIT_CODES = {ExecutionStatus.COMPLETED: 0, ExecutionStatus.FAILED: 1, ExecutionStatus.CANCELLED: 130}
+# How long status changes wait for a store that went away (a restart), before the run gives up.
+STORE_OUTAGE_SECONDS = 120.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ExecutionCancelled()
 
     load_step_modules(settings.step_modules)
-    store = TaskStore(store_url(settings), pool_size=2)
+    store = TaskStore(store_url(settings), pool_size=2, outage_seconds=STORE_OUTAGE_SECONDS)
     task = store.get_task(args.task_id)
     execution = task and task.get("execution")
     if not execution or execution["status"] != ExecutionStatus.RUNNING.value \

@@ -99,7 +99,13 @@ class WorkflowRunner:
         started = time.monotonic()
         self._write_task_config()
         try:
-            context = self._context()
+            try:
+                context = self._context()
+            except PipelineError as exc:  # before any step ran: no database, no table list
+                logger.error("任务无法开始: %s", exc.details)
+                self.store.finish_execution(self.execution_id, ExecutionStatus.FAILED, error_message=exc.details)
+                self._write_task_result(ExecutionStatus.FAILED, started, exc.details)
+                return ExecutionStatus.FAILED
             for step_name in self.steps_to_run():
                 if not self._run_step(step_name, context):
                     return self._finish(ExecutionStatus.FAILED, started)
@@ -109,11 +115,6 @@ class WorkflowRunner:
             self.store.finish_execution(self.execution_id, ExecutionStatus.CANCELLED, error_message="任务已被取消")
             self._write_task_result(ExecutionStatus.CANCELLED, started, "任务已被取消")
             return ExecutionStatus.CANCELLED
-        except PipelineError as exc:  # before any step ran: no database, no table list
-            logger.error("任务无法开始: %s", exc.details)
-            self.store.finish_execution(self.execution_id, ExecutionStatus.FAILED, error_message=exc.details)
-            self._write_task_result(ExecutionStatus.FAILED, started, exc.details)
-            return ExecutionStatus.FAILED
         return self._finish(ExecutionStatus.COMPLETED, started)
 
     def _finish(self, status: ExecutionStatus, started: float) -> ExecutionStatus:

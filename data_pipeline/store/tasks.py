@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import time
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import and_, create_engine, func, or_, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from data_pipeline.databases import sqlalchemy_url
 from data_pipeline.errors import DatabaseError
@@ -29,6 +30,16 @@ _STEP_RESET = {"status": StepStatus.PENDING.value, "started_at": None, "complete
                "error_message": None, "result": None, "progress": None, "execution_id": None}
 
 
+class StoreUnavailable(DatabaseError):
+    """The store server cannot be reached (down, restarting): worth waiting for, unlike a bad query."""
+
+
+def _store_error(exc: DBAPIError, text: str) -> DatabaseError:
+    unreachable = exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+    return (StoreUnavailable if unreachable else DatabaseError)(
+        f"{text}: {type(exc.orig).__name__}", message="任务存储不可用")
+
+
 def _retry_on_lost_connection(method: Callable[..., T]) -> Callable[..., T]:
     """Retry once when the pool handed out a connection the server had closed (store restart)."""
     @functools.wraps(method)
@@ -37,13 +48,33 @@ def _retry_on_lost_connection(method: Callable[..., T]) -> Callable[..., T]:
             return method(self, *args, **kwargs)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
-                raise DatabaseError(f"任务存储数据库错误: {type(exc.orig).__name__}",
-                                    message="任务存储不可用") from None
+                raise _store_error(exc, "任务存储数据库错误") from None
         try:
             return method(self, *args, **kwargs)
         except DBAPIError as exc:
-            raise DatabaseError(f"任务存储数据库不可用: {type(exc.orig).__name__}",
-                                message="任务存储不可用") from None
+            raise _store_error(exc, "任务存储数据库不可用") from None
+    return wrapper
+
+
+def _outlives_outages(method: Callable[..., T]) -> Callable[..., T]:
+    """A status change waits (with backoff) up to `store.outage_seconds` for an unreachable store.
+
+    An executor's step outcome must not be lost because the store restarts while the step ends;
+    the API keeps outage_seconds at 0 and answers DATABASE_CONNECTION_ERROR at once instead.
+    The writes are conditional updates, so repeating one whose commit did reach the store is harmless.
+    """
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        deadline = time.monotonic() + self.outage_seconds
+        delay = 0.25
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except StoreUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
     return wrapper
 
 
@@ -60,7 +91,8 @@ def _row(mapping) -> dict[str, Any]:
 
 
 class TaskStore:
-    def __init__(self, url: str, *, pool_size: int = 8):
+    def __init__(self, url: str, *, pool_size: int = 8, outage_seconds: float = 0.0):
+        self.outage_seconds = outage_seconds
         self.engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=16,
                                     pool_recycle=1800, connect_args={"connect_timeout": 5})
         # Reads run outside a transaction: no BEGIN/ROLLBACK round trips around a single SELECT.
@@ -242,6 +274,7 @@ class TaskStore:
             return [dict(r) for r in conn.execute(
                 select(executions).where(executions.c.status == ExecutionStatus.RUNNING.value)).mappings()]
 
+    @_outlives_outages
     @_retry_on_lost_connection
     def record_executor(self, execution_id: str, pid: int, hostname: str) -> None:
         with self.engine.begin() as conn:
@@ -257,6 +290,7 @@ class TaskStore:
                 executions.c.status == ExecutionStatus.RUNNING.value)).values(heartbeat_at=func.now()))
             return result.rowcount == 1
 
+    @_outlives_outages
     @_retry_on_lost_connection
     def start_step(self, task_id: str, step_name: str, execution_id: str) -> bool:
         """Mark a step running for this execution; False if the execution was settled meanwhile."""
@@ -277,6 +311,7 @@ class TaskStore:
                 steps.c.task_id == task_id, steps.c.step_name == step_name,
                 steps.c.status == StepStatus.RUNNING.value)).values(progress=progress))
 
+    @_outlives_outages
     @_retry_on_lost_connection
     def finish_step(self, task_id: str, step_name: str, status: StepStatus, *, execution_id: str,
                     error_message: str | None = None, result: dict | None = None) -> bool:
@@ -293,6 +328,7 @@ class TaskStore:
                         started_at=func.coalesce(steps.c.started_at, func.now())))
             return finished.rowcount == 1
 
+    @_outlives_outages
     @_retry_on_lost_connection
     def finish_execution(self, execution_id: str, status: ExecutionStatus, *, error_message: str | None = None,
                          exit_code: int | None = None) -> bool:
