@@ -68,6 +68,20 @@ class Settings:
     def uses_embedded_pg(self) -> bool:
         return self.db_url is None
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, so a subprocess reads the same values."""
+        env = {}
+        for name, (variable, kind) in _VARIABLES.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            env[variable] = ",".join(value) if kind == "list" else str(value)
+        return env
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a response, a log or a file."""
+        return tuple(s for s in (self.api_key, self.llm_api_key, self.embedding_api_key) if s)
+
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes).validated()
 
@@ -95,6 +109,8 @@ class Settings:
             value = getattr(self, name)
             if kind in ("int", "float", "optional_int") and value is not None and value <= 0:
                 raise ConfigError(f"{variable} must be a positive number, got {value!r}")
+            if kind == "count" and value < 0:
+                raise ConfigError(f"{variable} must be zero or more, got {value!r}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"DATA_PIPELINE_PORT must be between 1 and 65535, got {self.port}")
         if self.embedding_provider not in EMBEDDING_PROVIDERS:
@@ -135,7 +151,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "llm_model": ("LLM_MODEL", "str"),
     "llm_concurrency": ("LLM_CONCURRENCY", "int"),
     "llm_timeout": ("LLM_TIMEOUT", "float"),
-    "llm_max_retries": ("LLM_MAX_RETRIES", "int"),
+    "llm_max_retries": ("LLM_MAX_RETRIES", "count"),
     "embedding_provider": ("EMBEDDING_PROVIDER", "lower"),
     "embedding_base_url": ("EMBEDDING_BASE_URL", "str"),
     "embedding_api_key": ("EMBEDDING_API_KEY", "str"),
@@ -146,7 +162,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "qa_pairs_per_theme": ("DATA_PIPELINE_QA_PAIRS_PER_THEME", "int"),
     "sql_validation_concurrency": ("DATA_PIPELINE_SQL_VALIDATION_CONCURRENCY", "int"),
     "sql_statement_timeout_ms": ("DATA_PIPELINE_SQL_STATEMENT_TIMEOUT_MS", "int"),
-    "sql_repair_rounds": ("DATA_PIPELINE_SQL_REPAIR_ROUNDS", "int"),
+    "sql_repair_rounds": ("DATA_PIPELINE_SQL_REPAIR_ROUNDS", "count"),
     "heartbeat_seconds": ("DATA_PIPELINE_HEARTBEAT_SECONDS", "float"),
     "heartbeat_timeout_seconds": ("DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS", "float"),
     "cancel_grace_seconds": ("DATA_PIPELINE_CANCEL_GRACE_SECONDS", "float"),
@@ -158,7 +174,7 @@ assert set(_VARIABLES) == {f.name for f in fields(Settings)}, "every setting nee
 
 def _convert(variable: str, raw: str, kind: str):
     try:
-        if kind in ("int", "optional_int"):
+        if kind in ("int", "optional_int", "count"):
             return int(raw)
         if kind == "float":
             return float(raw)

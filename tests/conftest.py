@@ -24,6 +24,11 @@ REFERENCE_DIR = SHARED_DIR / "data" / "highway_db"
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+def pytest_configure(config):
+    # pgserver asks platformdirs for a runtime dir; on machines without XDG_RUNTIME_DIR it warns.
+    config.addinivalue_line("filterwarnings", "ignore::UserWarning:platformdirs")
+
+
 LOCAL_PG_ADMIN_URL = os.environ.get("DATA_PIPELINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -124,3 +129,51 @@ def reference_dir() -> Path:
     if not REFERENCE_DIR.is_dir():
         pytest.skip(f"reference data not found at {REFERENCE_DIR} (../shared is absent)")
     return REFERENCE_DIR
+
+
+def _server_env(tmp_root: Path, **extra: str) -> dict[str, str]:
+    return {
+        "DATA_PIPELINE_TRAINING_DATA_DIR": str(tmp_root / "training_data"),
+        "DATA_PIPELINE_LOG_DIR": str(tmp_root / "logs"),
+        "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps",
+        "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
+        "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def local_store_url(local_pg_admin_url):
+    """A store database on the machine's server, fresh for this test session."""
+    factory = DatabaseFactory(local_pg_admin_url, "dp_store")
+    yield factory()
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session", params=["embedded", "local"])
+def api(request, embedded_pg_dir, tmp_path_factory):
+    """A running API server (real subprocess, real HTTP); its store on the embedded server or on
+    the machine's PostgreSQL. Executors load the controlled test steps (tests/support)."""
+    from tests.support.api_server import ApiServer
+
+    root = tmp_path_factory.mktemp(f"api-{request.param}")
+    extra = {"DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir)}
+    if request.param == "local":
+        extra["DATA_PIPELINE_DB_URL"] = request.getfixturevalue("local_store_url")
+    server = ApiServer(_server_env(root, **extra), root).start()
+    server.backend = request.param
+    yield server
+    server.assert_nothing_left_running()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_api(embedded_pg_dir, tmp_path_factory):
+    """A running API server on the embedded default only (for execution scenarios)."""
+    from tests.support.api_server import ApiServer
+
+    root = tmp_path_factory.mktemp("api-main")
+    server = ApiServer(_server_env(root, DATA_PIPELINE_EMBEDDED_PG_DIR=str(embedded_pg_dir)), root).start()
+    yield server
+    server.assert_nothing_left_running()
+    server.stop()

@@ -1,0 +1,78 @@
+"""The Flask application factory: `create_app(settings)` builds an app with its own store."""
+from __future__ import annotations
+
+import hmac
+import importlib
+import logging
+import time
+
+from flask import Flask, g, request
+
+from config import Settings
+from data_pipeline.api.context import Services
+from data_pipeline.api.envelope import register_error_handlers
+from data_pipeline.databases import default_business_url, store_url
+from data_pipeline.errors import AuthenticationError
+from data_pipeline.store import TaskStore
+from data_pipeline.task_service import TaskService
+
+# One module per resource, each exposing `bp`.
+BLUEPRINT_MODULES = ("health", "tasks")
+
+access_log = logging.getLogger("unified_api")
+
+
+def create_app(settings: Settings | None = None, *, configure_logging: bool = True) -> Flask:
+    settings = settings or Settings.from_env()
+    if configure_logging:
+        from data_pipeline.app_logging import configure_logging as configure
+
+        configure(settings)
+    store = TaskStore(store_url(settings))
+    store.migrate()
+    if not settings.default_db_connection:
+        default_business_url(settings)  # create the demo database now, not during a request
+    app = Flask(__name__, static_folder=None)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length, JSON_SORT_KEYS=False)
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    tasks = TaskService(settings, store)
+    app.extensions["data_pipeline"] = Services(settings=settings, store=store, tasks=tasks)
+    for name in BLUEPRINT_MODULES:
+        app.register_blueprint(importlib.import_module(f"data_pipeline.api.{name}").bp)
+    register_error_handlers(app)
+    _install_auth_and_access_log(app, settings)
+    settled = tasks.settle_orphans()
+    if settled:
+        access_log.warning("settled %d task(s) whose executor was gone", settled)
+    return app
+
+
+def _public_endpoints(app: Flask) -> set[str]:
+    public = set()
+    for blueprint in app.blueprints.values():
+        for spec in getattr(blueprint, "endpoint_specs", []):
+            if spec.public:
+                public.add(f"{blueprint.name}.{spec.endpoint}")
+    return public
+
+
+def _install_auth_and_access_log(app: Flask, settings: Settings) -> None:
+    public = _public_endpoints(app)
+    expected = f"Bearer {settings.api_key}".encode() if settings.api_key else None
+
+    @app.before_request
+    def authenticate():
+        g.request_started = time.perf_counter()
+        if expected is None or not request.path.startswith("/api/") or request.endpoint in public:
+            return None
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise AuthenticationError("缺少或无效的 API Key（需要 Authorization: Bearer <key>）")
+        return None
+
+    @app.after_request
+    def log_access(response):
+        elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
+        access_log.info("%s %s %d %.1fms", request.method, request.path, response.status_code, elapsed)
+        return response

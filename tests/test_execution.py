@@ -1,0 +1,302 @@
+"""Task execution (guide §3.2): real executor subprocesses, real HTTP, real PostgreSQL.
+
+The steps here are the controlled test steps of tests/support/controlled_steps.py, so each
+scenario decides what a step does (sleep, fail, crash) independently of the real steps.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_api_tasks import error_of
+
+TASKS = "/api/v0/data_pipeline/tasks"
+STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
+QUICK = {"ddl_generation": {"write": ["{stem}.ddl", "{stem}_detail.md"]},
+         "qa_generation": {"write": ["qs_test_20250101_000000_pair.json"]},
+         "sql_validation": {}, "training_load": {}}
+
+
+def make_task(api, control: dict | None = None, tables=("bss_company", "bss_service_area"), **params) -> str:
+    task_id = api.create_task(task_name=params.pop("task_name", "执行测试"), **params)
+    api.set_table_list(task_id, list(tables))
+    write_control(api, task_id, control if control is not None else QUICK)
+    return task_id
+
+
+def write_control(api, task_id: str, control: dict) -> None:
+    (api.training_data_dir / task_id / "test_control.json").write_text(json.dumps(control), encoding="utf-8")
+
+
+def task_dir(api, task_id: str) -> Path:
+    return api.training_data_dir / task_id
+
+
+def executor_pid(api, task_id: str, timeout: float = 10) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = api.get(f"{TASKS}/{task_id}/executions").json()["data"]["executions"]
+        if history and history[0].get("pid"):
+            return history[0]["pid"]
+        time.sleep(0.05)
+    raise AssertionError("executor pid never recorded")
+
+
+def wait_running(api, task_id: str, step: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = api.task(task_id)
+        if task["step_status"][step] == "running":
+            return task
+        time.sleep(0.05)
+    raise AssertionError(f"{step} never ran: {api.task(task_id)}")
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def log_lines(api, task_id: str) -> list[str]:
+    return (task_dir(api, task_id) / "data_pipeline.log").read_text(encoding="utf-8").splitlines()
+
+
+def test_complete_workflow_runs_all_steps_in_order(api):
+    task_id = make_task(api, db_connection="postgresql://reader:pw-not-shown@127.0.0.1:5432/some_db")
+    response = api.execute(task_id, execution_mode="complete")
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["code"] == 202 and body["data"]["execution_mode"] == "complete" and body["data"]["step_name"] is None
+    assert body["data"]["execution_id"].startswith(f"{task_id}_complete_exec_")
+    task = api.wait_for(task_id)
+    assert task["status"] == "completed", task
+    assert task["step_status"] == {s: "completed" for s in STEPS}
+    assert task["started_at"] and task["completed_at"] and task["error_message"] is None
+    assert [s["step_name"] for s in task["steps"]] == list(STEPS)
+    assert all(s["result"]["test_step"] == s["step_name"] for s in task["steps"])
+    assert task["current_step"]["step"] == "training_load" and task["current_step"]["status"] == "completed"
+    directory = task_dir(api, task_id)
+    for step in STEPS:
+        assert json.loads((directory / f"{step}_result.json").read_text())["test_step"] == step
+    result = json.loads((directory / "task_result.json").read_text())
+    assert result["status"] == "completed" and result["steps"] == {s: "completed" for s in STEPS}
+    config = (directory / "task_config.json").read_text()
+    assert "pw-not-shown" not in config and "reader:***@" in config
+    lines = log_lines(api, task_id)
+    for step in STEPS:
+        assert any(f"[INFO] {step}.WorkflowOrchestrator: ▶ 开始步骤 {step}" in line for line in lines)
+        assert any(f"{step}.ControlledStep: 测试步骤 {step} 完成" in line for line in lines)
+        assert any(line.endswith("s") and f"■ 步骤 {step} 完成，耗时" in line for line in lines)
+
+
+def test_disabled_steps_are_skipped(api):
+    task_id = make_task(api, enable_sql_validation=False, enable_training_data_load=False)
+    assert api.execute(task_id).status_code == 202
+    task = api.wait_for(task_id)
+    assert task["status"] == "completed"
+    assert task["step_status"] == {"ddl_generation": "completed", "qa_generation": "completed",
+                                   "sql_validation": "skipped", "training_load": "skipped"}
+
+
+def test_failing_step_fails_the_task_and_leaves_later_steps_pending(api):
+    task_id = make_task(api, {**QUICK, "qa_generation": {"fail": "主题生成失败: 模拟错误"}})
+    api.execute(task_id)
+    task = api.wait_for(task_id)
+    assert task["status"] == "failed"
+    assert task["step_status"] == {"ddl_generation": "completed", "qa_generation": "failed",
+                                   "sql_validation": "pending", "training_load": "pending"}
+    failed = next(s for s in task["steps"] if s["step_name"] == "qa_generation")
+    assert failed["error_message"] == "主题生成失败: 模拟错误"
+    assert "qa_generation" in task["error_message"] and "模拟错误" in task["error_message"]
+    # A failed task can be executed again; a successful re-run clears the error.
+    write_control(api, task_id, QUICK)
+    assert api.execute(task_id).status_code == 202
+    task = api.wait_for(task_id)
+    assert task["status"] == "completed" and task["error_message"] is None
+
+
+def test_unexpected_exception_leaves_traceback_in_log(api):
+    task_id = make_task(api, {**QUICK, "ddl_generation": {"raise": "意外错误"}})
+    api.execute(task_id)
+    task = api.wait_for(task_id)
+    assert task["status"] == "failed" and "RuntimeError: 意外错误" in task["error_message"]
+    text = "\n".join(log_lines(api, task_id))
+    assert "Traceback (most recent call last)" in text
+    assert "    Traceback" in text  # continuation lines stay inside their entry
+
+
+def test_executor_crash_is_reported_with_exit_code(api):
+    task_id = make_task(api, {**QUICK, "sql_validation": {"crash": 3}})
+    api.execute(task_id)
+    task = api.wait_for(task_id, timeout=30)
+    assert task["status"] == "failed"
+    assert "exit code 3" in task["error_message"]
+    assert task["step_status"]["sql_validation"] == "failed"
+    assert task["step_status"]["training_load"] == "pending"
+
+
+@pytest.mark.parametrize("body, status, code, param", [
+    ({"execution_mode": "fast"}, 400, "INVALID_EXECUTION_MODE", "execution_mode"),
+    ({"execution_mode": "step"}, 400, "MISSING_STEP_NAME", "step_name"),
+    ({"execution_mode": "step", "step_name": "deploy"}, 400, "INVALID_STEP_NAME", "step_name"),
+    ({"execution_mode": 1}, 400, "VALIDATION_ERROR", "execution_mode"),
+    ({"backup_vector_tables": "true"}, 400, "VALIDATION_ERROR", "backup_vector_tables"),
+    ({"execution_mode": "step", "step_name": "qa_generation"}, 400, "STEP_PREREQUISITE_NOT_MET", "step_name"),
+    ({"execution_mode": "step", "step_name": "sql_validation"}, 400, "STEP_PREREQUISITE_NOT_MET", "step_name"),
+    ({"execution_mode": "step", "step_name": "training_load"}, 400, "STEP_PREREQUISITE_NOT_MET", "step_name"),
+])
+def test_execute_validation(api, body, status, code, param):
+    task_id = make_task(api)
+    body = error_of(api.execute(task_id, **body), status, code, param)
+    if code == "STEP_PREREQUISITE_NOT_MET" and "qa_generation" in str(body):
+        assert "bss_company.ddl" in body["error"]["details"]
+    assert api.task(task_id)["status"] == "pending"
+
+
+def test_execute_without_table_list_and_unknown_task(api):
+    task_id = api.create_task(task_name="无表清单")
+    error_of(api.execute(task_id), 400, "TABLE_LIST_MISSING")
+    error_of(api.execute("task_20990101_000000"), 404, "TASK_NOT_FOUND")
+
+
+def test_step_mode_runs_one_step_and_resets_later_ones(api):
+    task_id = make_task(api)
+    assert api.execute(task_id, execution_mode="step", step_name="ddl_generation").status_code == 202
+    task = api.wait_for(task_id)
+    assert task["status"] == "partial_completed"
+    assert task["step_status"]["ddl_generation"] == "completed"
+    assert task["current_step"]["execution_id"].startswith(f"{task_id}_step_ddl_generation_exec_")
+    for step in STEPS[1:]:
+        assert api.execute(task_id, execution_mode="step", step_name=step).status_code == 202
+        task = api.wait_for(task_id)
+    assert task["status"] == "completed"
+    # Re-running the first step backs up its outputs and makes the later steps stale again.
+    directory = task_dir(api, task_id)
+    assert api.execute(task_id, execution_mode="step", step_name="ddl_generation").status_code == 202
+    task = api.wait_for(task_id)
+    assert task["status"] == "partial_completed"
+    assert task["step_status"] == {"ddl_generation": "completed", "qa_generation": "pending",
+                                   "sql_validation": "pending", "training_load": "pending"}
+    backups = sorted(p for p in directory.iterdir() if p.name.startswith("file_bak_"))
+    assert backups, list(directory.iterdir())
+    assert {"bss_company.ddl", "ddl_generation_result.json"} <= {p.name for p in backups[-1].iterdir()}
+    assert not list(directory.glob("*_1"))
+    history = api.get(f"{TASKS}/{task_id}/executions").json()["data"]
+    assert history["total"] == 5
+    assert len({e["execution_id"] for e in history["executions"]}) == 5
+
+
+def test_twenty_concurrent_executes_start_exactly_one(api):
+    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 2}})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(lambda _: api.execute(task_id), range(20)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(202) == 1, [r.text for r in responses]
+    assert statuses.count(409) == 19
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["error"]["error_code"] == "TASK_ALREADY_RUNNING"
+    error_of(api.delete(f"{TASKS}/{task_id}"), 409, "TASK_ALREADY_RUNNING")
+    assert api.wait_for(task_id)["status"] == "completed"
+
+
+def test_vector_flags_from_request_override_the_task(api):
+    task_id = make_task(api, backup_vector_tables=False)
+    api.execute(task_id, truncate_vector_tables=True)
+    api.wait_for(task_id)
+    execution = api.get(f"{TASKS}/{task_id}/executions").json()["data"]["executions"][0]
+    assert execution["options"] == {"backup_vector_tables": True, "truncate_vector_tables": True}
+
+
+def test_progress_is_reported_while_a_step_runs(embedded_api):
+    api = embedded_api
+    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 3}})
+    api.execute(task_id)
+    deadline = time.monotonic() + 20
+    progress = None
+    while time.monotonic() < deadline:
+        current = api.task(task_id)["current_step"]
+        if current and current["progress"] and 0 < current["progress"]["done"] < current["progress"]["total"]:
+            progress = current["progress"]
+            break
+        time.sleep(0.1)
+    assert progress and progress["unit"] == "ticks" and progress["total"] == 30
+    assert api.wait_for(task_id)["status"] == "completed"
+
+
+def test_kill_minus_nine_mid_step_is_seen_within_ten_seconds(embedded_api):
+    api = embedded_api
+    task_id = make_task(api, {**QUICK, "qa_generation": {"sleep": 60}})
+    api.execute(task_id)
+    wait_running(api, task_id, "qa_generation")
+    pid = executor_pid(api, task_id)
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    task = api.wait_for(task_id, statuses=("failed",), timeout=10)
+    assert time.monotonic() - killed_at < 10
+    assert "executor exited unexpectedly" in task["error_message"] and "SIGKILL" in task["error_message"]
+    assert task["step_status"]["qa_generation"] == "failed"
+    assert "executor exited unexpectedly" in "\n".join(log_lines(api, task_id))
+    write_control(api, task_id, QUICK)
+    assert api.execute(task_id).status_code == 202
+    assert api.wait_for(task_id)["status"] == "completed"
+
+
+def test_cancel_mid_step(embedded_api):
+    api = embedded_api
+    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 60}})
+    error_of(api.post(f"{TASKS}/{task_id}/cancel"), 409, "TASK_NOT_RUNNING")
+    api.execute(task_id)
+    wait_running(api, task_id, "ddl_generation")
+    pid = executor_pid(api, task_id)
+    started = time.monotonic()
+    response = api.post(f"{TASKS}/{task_id}/cancel")
+    assert response.status_code == 200, response.text
+    task = api.wait_for(task_id, statuses=("cancelled",), timeout=10)
+    assert time.monotonic() - started < 10
+    assert task["step_status"]["ddl_generation"] == "cancelled"
+    assert task["step_status"]["qa_generation"] == "pending"
+    deadline = time.monotonic() + 5
+    while process_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_exists(pid)
+    error_of(api.post(f"{TASKS}/{task_id}/cancel"), 409, "TASK_NOT_RUNNING")
+    write_control(api, task_id, QUICK)
+    assert api.execute(task_id).status_code == 202
+    assert api.wait_for(task_id)["status"] == "completed"
+
+
+def test_api_restart_during_a_run(embedded_api):
+    api = embedded_api
+    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 5}})
+    api.execute(task_id)
+    wait_running(api, task_id, "ddl_generation")
+    pid = executor_pid(api, task_id)
+    api.restart()
+    assert process_exists(pid)
+    assert api.task(task_id)["status"] == "in_progress"
+    task = api.wait_for(task_id, timeout=60)
+    assert task["status"] == "completed", task
+
+
+def test_executor_lost_while_the_api_was_down_is_settled_at_start(embedded_api):
+    api = embedded_api
+    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 60}})
+    api.execute(task_id)
+    wait_running(api, task_id, "ddl_generation")
+    pid = executor_pid(api, task_id)
+    api.stop()
+    os.kill(pid, signal.SIGKILL)
+    api.start()
+    task = api.task(task_id)
+    assert task["status"] == "failed"
+    assert "executor exited unexpectedly" in task["error_message"]

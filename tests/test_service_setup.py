@@ -1,0 +1,103 @@
+"""Configuration, store migrations, API key, system logs and the start command."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from config import PROJECT_ROOT, ConfigError, Settings
+from tests.support.api_server import ApiServer
+from tests.test_api_tasks import error_of
+
+API_KEY = "k3y-for-tests-0042"
+
+
+def test_settings_from_environment_and_dotenv(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DATA_PIPELINE_PORT=9100\nLLM_CONCURRENCY=7\nDATA_PIPELINE_LOG_DIR=custom_logs\n")
+    settings = Settings.from_env({"LLM_CONCURRENCY": "2"}, dotenv_path=dotenv)
+    assert settings.port == 9100                      # from .env
+    assert settings.llm_concurrency == 2              # the environment wins over .env
+    assert settings.log_dir == PROJECT_ROOT / "custom_logs"   # relative to the project root
+    assert settings.training_data_dir == PROJECT_ROOT / "data_pipeline" / "training_data"
+    assert settings.db_url is None and not settings.llm_configured
+    assert Settings.from_env(settings.to_env(), dotenv_path=tmp_path / "none") == settings
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"DATA_PIPELINE_PORT": "eighty"}, "DATA_PIPELINE_PORT"),
+    ({"DATA_PIPELINE_PORT": "70000"}, "DATA_PIPELINE_PORT"),
+    ({"LLM_CONCURRENCY": "0"}, "LLM_CONCURRENCY"),
+    ({"EMBEDDING_PROVIDER": "magic"}, "EMBEDDING_PROVIDER"),
+    ({"DATA_PIPELINE_DB_URL": "mysql://x"}, "DATA_PIPELINE_DB_URL"),
+    ({"LLM_BASE_URL": "http://127.0.0.1:1/v1"}, "LLM_MODEL"),
+    ({"DATA_PIPELINE_LOG_LEVEL": "LOUD"}, "DATA_PIPELINE_LOG_LEVEL"),
+])
+def test_bad_settings_are_named(env, variable, tmp_path):
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env(env, dotenv_path=tmp_path / "none")
+
+
+def test_start_command_refuses_bad_configuration():
+    result = subprocess.run([sys.executable, "unified_api.py"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "DATA_PIPELINE_PORT": "eighty"}, timeout=60)
+    assert result.returncode == 2
+    assert "DATA_PIPELINE_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_migrations_are_idempotent_and_safe_in_parallel(make_local_db):
+    url = make_local_db()
+    script = ("import sys; sys.path.insert(0, %r); from data_pipeline.store import TaskStore; "
+              "print(TaskStore(sys.argv[1]).migrate())" % str(PROJECT_ROOT))
+    processes = [subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+    outputs = [p.communicate(timeout=60)[0].strip() for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4 and len(set(outputs)) == 1
+    from data_pipeline.store import TaskStore
+
+    assert str(TaskStore(url).migrate()) == outputs[0]
+    with psycopg.connect(url) as conn:
+        versions = conn.execute("select version from dp_schema_migrations").fetchall()
+        indexes = {r[0] for r in conn.execute("select indexname from pg_indexes where tablename = 'dp_tasks'")}
+    assert len(versions) == len(set(versions)) >= 1
+    assert {"dp_tasks_status_created_idx", "dp_tasks_created_by_idx", "dp_tasks_db_name_idx"} <= indexes
+
+
+@pytest.fixture(scope="module")
+def keyed_api(embedded_pg_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("api-keyed")
+    env = {"DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir),
+           "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
+           "DATA_PIPELINE_LOG_DIR": str(root / "logs"), "DATA_PIPELINE_API_KEY": API_KEY}
+    server = ApiServer(env, root).start()
+    yield server
+    server.stop()
+
+
+def test_api_key_guards_every_route_but_health(keyed_api):
+    import requests
+
+    bare = requests.Session()
+    assert bare.get(f"{keyed_api.url}/api/v0/health").status_code == 200
+    for method, path in [("GET", "/api/v0/data_pipeline/tasks"), ("POST", "/api/v0/data_pipeline/tasks"),
+                         ("GET", "/api/v0/openapi.json"), ("GET", "/api/v0/no/such/route")]:
+        error_of(bare.request(method, keyed_api.url + path), 401, "UNAUTHORIZED")
+        wrong = bare.request(method, keyed_api.url + path, headers={"Authorization": "Bearer nope"})
+        error_of(wrong, 401, "UNAUTHORIZED")
+    assert keyed_api.get("/api/v0/data_pipeline/tasks").status_code == 200
+    assert keyed_api.post("/api/v0/data_pipeline/tasks", json={"task_name": "带密钥"}).status_code == 201
+
+
+def test_system_logs_have_access_lines_and_no_key(keyed_api):
+    keyed_api.get("/api/v0/health")
+    keyed_api.get("/api/v0/data_pipeline/tasks")
+    app_log = (keyed_api.log_dir / "app.log").read_text(encoding="utf-8")
+    assert "[INFO] unified_api: GET /api/v0/health 200" in app_log
+    assert "unified_api: GET /api/v0/data_pipeline/tasks 200" in app_log
+    assert (keyed_api.log_dir / "data_pipeline.log").is_file()
+    for path in Path(keyed_api.log_dir).rglob("*"):
+        if path.is_file():
+            assert API_KEY not in path.read_text(encoding="utf-8", errors="replace")
