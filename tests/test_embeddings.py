@@ -14,7 +14,7 @@ from config import PROJECT_ROOT, Settings
 from data_pipeline.errors import VectorStoreError
 from data_pipeline.vector.embeddings import (HASH_DIMENSION, HashEmbeddings, OpenAIEmbeddings,
                                              embeddings_from_settings)
-from support.fake_llm import FakeLLMServer, Reply, fake_embedding
+from tests.support.fake_llm import FakeLLMServer, Reply, fake_embedding
 
 
 def cosine(a, b) -> float:

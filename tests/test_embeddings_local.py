@@ -12,7 +12,7 @@ from config import Settings
 from data_pipeline.steps import training_load
 from data_pipeline.vector.embeddings import LocalEmbeddings, local_embeddings_available
 from data_pipeline.vector.store import ensure_collections, store_engine
-from support.vector_tasks import step_context, write_pairs
+from tests.support.vector_tasks import step_context, write_pairs
 
 pytestmark = pytest.mark.skipif(
     not local_embeddings_available(),

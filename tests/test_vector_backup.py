@@ -15,7 +15,7 @@ from data_pipeline.errors import VectorStoreError
 from data_pipeline.steps import training_load
 from data_pipeline.vector.backup import backup_vector_tables
 from data_pipeline.vector.restore import restore_backup
-from support.vector_tasks import collections, copy_reference_task, step_context, table_rows
+from tests.support.vector_tasks import collections, copy_reference_task, step_context, table_rows
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from data_pipeline.errors import StepFailed, VectorStoreError
 from data_pipeline.steps import training_load
 from data_pipeline.vector.embeddings import HashEmbeddings
 from data_pipeline.vector.store import ensure_collections, store_engine
-from support.fake_llm import FakeLLMServer
-from support.vector_tasks import (REFERENCE_PAIR_FILE, collections, copy_reference_task, step_context,
+from tests.support.fake_llm import FakeLLMServer
+from tests.support.vector_tasks import (REFERENCE_PAIR_FILE, collections, copy_reference_task, step_context,
                                   table_rows, vanna_training_data, write_pairs)
 
 

@@ -11,7 +11,7 @@ from data_pipeline.errors import NotFoundError, ValidationError, VectorStoreErro
 from data_pipeline.steps import training_load
 from data_pipeline.vector.backup import backup_vector_tables
 from data_pipeline.vector.restore import create_global_backup, list_backups, restore_backup
-from support.vector_tasks import collections, copy_reference_task, step_context, table_rows, vanna_training_data
+from tests.support.vector_tasks import collections, copy_reference_task, step_context, table_rows, vanna_training_data
 
 REFERENCE_TS = "20250721_215758"
 
@@ -177,3 +177,13 @@ def test_global_backup_is_listed_and_restorable(tmp_path, store, reference_dir):
         conn.execute("delete from langchain_pg_embedding where id like '%-sql'")
     restore_backup(store, training_dir, backup_path="vector_bak", timestamp=backup["timestamp"])
     assert table_rows(store) == before
+
+
+def test_list_filters_by_task_or_global(training_dir, reference_dir):
+    task_backup = training_dir / "task_20250801_120000" / "vector_bak"
+    shutil.copytree(reference_dir / "reference_vector_backup", task_backup)
+    assert [l["type"] for l in list_backups(training_dir)["backup_locations"]] == ["global", "task"]
+    assert [l["type"] for l in list_backups(training_dir, global_only=True)["backup_locations"]] == ["global"]
+    only_task = list_backups(training_dir, task_id="task_20250801_120000")["backup_locations"]
+    assert [(l["type"], l["task_id"]) for l in only_task] == [("task", "task_20250801_120000")]
+    assert list_backups(training_dir, task_id="task_20990101_000000")["backup_locations"] == []

@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 
 from data_pipeline.errors import DatabaseError, VectorStoreError
+from data_pipeline.task_dir import write_text_atomic
 from data_pipeline.vector.store import (COLLECTION_TABLE, EMBEDDING_TABLE, VECTOR_TABLES, VectorTables,
                                         connect_store)
 
@@ -181,15 +182,7 @@ def _append_log(backup_dir: Path, moment: datetime, task_id: str | None, duratio
     log_path = backup_dir / BACKUP_LOG
     previous = log_path.read_text(encoding="utf-8") if log_path.exists() else ""
     separator = "\n" if previous and not previous.endswith("\n\n") else ""
-    content = previous + separator + "\n".join(lines) + "\n"
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{BACKUP_LOG}.", suffix=".tmp", dir=backup_dir)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(content)
-        os.replace(temporary, log_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomic(log_path, previous + separator + "\n".join(lines) + "\n")
 
 
 def _remove(paths: list[Path]) -> None:

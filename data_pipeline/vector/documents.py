@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_pipeline.errors import StepFailed
+from data_pipeline.task_dir import pair_files
 
 COLLECTIONS = ("sql", "ddl", "documentation")
 ID_SUFFIXES = {"sql": "-sql", "ddl": "-ddl", "documentation": "-doc"}
@@ -65,14 +66,6 @@ def sql_document(question: str, sql: str) -> str:
     return json.dumps({"question": question, "sql": sql}, ensure_ascii=False)
 
 
-def newest_pair_file(task_dir: Path) -> Path | None:
-    """The newest top-level `*_pair.json` (by modification time, then name)."""
-    candidates = [path for path in task_dir.glob("*_pair.json") if path.is_file()]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda path: (path.stat().st_mtime, path.name))
-
-
 def collect(task_dir: Path, task_id: str, embedding_model: str) -> TaskDocuments:
     """Every document of the task, in a stable order; StepFailed if the pair file is unusable."""
     task_dir = Path(task_dir)
@@ -91,7 +84,8 @@ def collect(task_dir: Path, task_id: str, embedding_model: str) -> TaskDocuments
         if text.strip():
             documents.append(_file_document("documentation", task_id, path, text, _MD_TITLE, base))
 
-    pair_path = newest_pair_file(task_dir)
+    newest = pair_files(task_dir)
+    pair_path = newest[0] if newest else None
     skipped = duplicates = 0
     if pair_path is not None:
         seen: set[str] = set()

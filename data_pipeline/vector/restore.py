@@ -27,6 +27,7 @@ from pathlib import Path
 import psycopg
 
 from data_pipeline.errors import DatabaseError, NotFoundError, ValidationError, VectorStoreError
+from data_pipeline.task_dir import is_valid_task_id
 from data_pipeline.vector.backup import (BACKUP_LOG, TABLE_COLUMNS, TIMESTAMP_FORMAT, backup_file_name,
                                          backup_vector_tables, human_size)
 from data_pipeline.vector.store import (COLLECTION_TABLE, EMBEDDING_TABLE, VECTOR_TABLES, VectorTables,
@@ -44,17 +45,19 @@ def create_global_backup(store_url: str, training_data_dir: Path) -> dict:
     return result["backup"]
 
 
-def list_backups(training_data_dir: Path) -> dict:
-    """Every complete backup set under the training data dir, newest first, by location."""
+def list_backups(training_data_dir: Path, *, task_id: str | None = None, global_only: bool = False) -> dict:
+    """Every complete backup set under the training data dir, newest first, by location
+    (only the global one with `global_only`, only one task's with `task_id`)."""
     root = Path(training_data_dir).resolve()
     locations = []
     global_dir = root / GLOBAL_BACKUP_DIR
-    if _inside(root, global_dir) and global_dir.is_dir():
+    if task_id is None and _inside(root, global_dir) and global_dir.is_dir():
         backups = _backup_sets(global_dir)
         if backups:
             locations.append({"type": "global", "relative_path": GLOBAL_BACKUP_DIR, "backups": backups})
-    task_dirs = sorted((p for p in root.iterdir() if p.is_dir() and p.name != GLOBAL_BACKUP_DIR),
-                       key=lambda p: p.name, reverse=True) if root.is_dir() else []
+    task_dirs = [] if global_only or not root.is_dir() else sorted(
+        (p for p in root.iterdir() if is_valid_task_id(p.name) and p.name == (task_id or p.name) and p.is_dir()),
+        key=lambda p: p.name, reverse=True)
     for task_dir in task_dirs:
         backup_dir = task_dir / GLOBAL_BACKUP_DIR
         if not (_inside(root, backup_dir) and backup_dir.is_dir()):
