@@ -216,3 +216,22 @@ def test_pairs_without_question_or_sql_are_skipped_and_duplicates_loaded_once(tm
 def test_a_task_without_training_files_fails(tmp_path, store):
     with pytest.raises(StepFailed, match="没有可加载的训练数据"):
         training_load.run(step_context(tmp_path, store))
+
+
+def test_documents_name_their_tables_and_ids_are_deterministic(tmp_path):
+    from data_pipeline.vector.documents import collect
+
+    (tmp_path / "Sales__Orders.ddl").write_text(
+        '-- 中文名: 订单\ncreate table "Sales"."Orders (2024)" (\n  id integer\n);\n', encoding="utf-8")
+    (tmp_path / "Sales__Orders_detail.md").write_text("## Sales.\"Orders (2024)\"（订单表）\n订单表\n",
+                                                      encoding="utf-8")
+    (tmp_path / "empty.ddl").write_text("  \n", encoding="utf-8")
+    first = collect(tmp_path, "task_a", "m")
+    again = collect(tmp_path, "task_a", "m")
+    other_task = collect(tmp_path, "task_b", "m")
+
+    tables = {d.collection: d.metadata["table"] for d in first.documents}
+    assert tables == {"ddl": '"Sales"."Orders (2024)"', "documentation": 'Sales."Orders (2024)"'}
+    assert [d.id for d in first.documents] == [d.id for d in again.documents]
+    assert not {d.id for d in first.documents} & {d.id for d in other_task.documents}
+    assert [d.id[-4:] for d in first.documents] == ["-ddl", "-doc"]

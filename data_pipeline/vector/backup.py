@@ -7,16 +7,15 @@ and a half-written file never carries a backup's name. `vector_backup_log.txt` g
 backup (the reference implementation's layout).
 
 With `truncate`, the whole thing is one transaction: `langchain_pg_embedding` is locked against
-writers first, both tables are copied out, the records in the written files are counted and
-compared with the table's row count, and only then is the table truncated. A failed backup
+writers first, both tables are copied out, the rows written to the file (as streamed, checked
+against the server's COPY count and the file size on disk) are compared with the table's row
+count, and only then is the table truncated. A failed backup
 (VECTOR_BACKUP_FAILED) or a failed truncate (VECTOR_TRUNCATE_FAILED) rolls back: no row removed.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -117,33 +116,37 @@ def backup_vector_tables(store_url: str, backup_dir: Path, *, task_id: str | Non
 
 
 def _copy_table(conn: psycopg.Connection, table: str, path: Path, exists: bool) -> int:
-    """Stream one table into `path` (temp name, fsync, rename); the records in the file."""
+    """Stream one table into `path` (temp name, fsync, size check, rename); the rows it holds.
+
+    libpq hands COPY data over one row at a time, so the rows are counted as they are written;
+    the server's own count (the COPY command tag) and the file's size on disk must agree.
+    """
     columns = TABLE_COLUMNS[table]
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
+        written = records = 0
         with os.fdopen(descriptor, "wb") as stream:
             if exists:
-                with conn.cursor().copy(f"copy {table} ({', '.join(columns)}) to stdout "
-                                        "with (format csv, header true)") as copy:
-                    for chunk in copy:
-                        stream.write(chunk)
+                cursor = conn.cursor()
+                with cursor.copy(f"copy {table} ({', '.join(columns)}) to stdout "
+                                 "with (format csv, header true)") as copy:
+                    for row in copy:
+                        written += stream.write(row)
+                        records += 1
+                records -= 1  # the header
+                if cursor.rowcount != records:
+                    raise _backup_failed(f"备份校验失败: 服务器导出 {cursor.rowcount} 行，文件写入 {records} 行")
             else:
-                stream.write((",".join(columns) + "\n").encode("utf-8"))
+                written += stream.write((",".join(columns) + "\n").encode("utf-8"))
             stream.flush()
             os.fsync(stream.fileno())
-        records = count_csv_records(Path(temporary))
+        if os.stat(temporary).st_size != written:
+            raise _backup_failed(f"备份校验失败: {path.name} 在磁盘上的大小与写入的字节数不符")
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return records
-
-
-def count_csv_records(path: Path) -> int:
-    """Data records in a CSV file with a header row (documents may contain newlines)."""
-    csv.field_size_limit(sys.maxsize)
-    with open(path, newline="", encoding="utf-8") as stream:
-        return max(sum(1 for _ in csv.reader(stream)) - 1, 0)
 
 
 def _verified_truncate(tables: VectorTables, backed_up: int) -> int:

@@ -27,7 +27,9 @@ COLLECTIONS = ("sql", "ddl", "documentation")
 ID_SUFFIXES = {"sql": "-sql", "ddl": "-ddl", "documentation": "-doc"}
 SOURCE = "data_pipeline"
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "data_pipeline/training_load")
-_DDL_TABLE = re.compile(r"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?([^\s(]+)", re.IGNORECASE | re.MULTILINE)
+_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\s(."]+)'
+_DDL_TABLE = re.compile(rf"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?({_IDENTIFIER}(?:\.{_IDENTIFIER})?)",
+                        re.IGNORECASE | re.MULTILINE)
 _MD_TITLE = re.compile(r"^##\s+(.+?)(?:（|\(|\s*$)", re.MULTILINE)
 
 

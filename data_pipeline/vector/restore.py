@@ -36,6 +36,7 @@ from data_pipeline.vector.store import (COLLECTION_TABLE, EMBEDDING_TABLE, VECTO
 GLOBAL_BACKUP_DIR = "vector_bak"
 _BACKUP_FILE = re.compile(r"^(langchain_pg_collection|langchain_pg_embedding)_(\d{8}_\d{6})\.csv$")
 _TIMESTAMP = re.compile(r"^\d{8}_\d{6}$")
+_CHUNK_BYTES = 1 << 20
 
 
 def create_global_backup(store_url: str, training_data_dir: Path) -> dict:
@@ -185,8 +186,31 @@ def _restore(tables: VectorTables, files: dict[str, Path], restore: list[str], t
 
 
 def _stage(tables: VectorTables, path: Path, staging: str, table: str) -> None:
-    """Stream one backup CSV into a staging table, metadata converted to JSON row by row."""
+    """Stream one backup CSV into a staging table.
+
+    Fast path: the server parses the file itself (our backups: JSON metadata). If it refuses the
+    file (Python-literal metadata, an older server without HEADER MATCH), the attempt is rolled
+    back to a savepoint and the file is read here row by row, metadata converted to JSON.
+    """
     columns = TABLE_COLUMNS[table]
+    tables.execute("savepoint dp_restore_stage")
+    try:
+        _stage_as_is(tables, path, staging, columns)
+    except psycopg.Error:
+        tables.execute("rollback to savepoint dp_restore_stage")
+        _stage_converted(tables, path, staging, columns)
+    tables.execute("release savepoint dp_restore_stage")
+
+
+def _stage_as_is(tables: VectorTables, path: Path, staging: str, columns: tuple[str, ...]) -> None:
+    tables.statements += 1
+    with open(path, "rb") as stream, tables.conn.cursor().copy(
+            f"copy {staging} ({', '.join(columns)}) from stdin with (format csv, header match)") as copy:
+        while chunk := stream.read(_CHUNK_BYTES):
+            copy.write(chunk)
+
+
+def _stage_converted(tables: VectorTables, path: Path, staging: str, columns: tuple[str, ...]) -> None:
     csv.field_size_limit(sys.maxsize)
     tables.statements += 1
     with open(path, newline="", encoding="utf-8") as stream, \
