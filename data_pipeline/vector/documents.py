@@ -30,7 +30,7 @@ _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "data_pipeline/training_load")
 _IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\s(."]+)'
 _DDL_TABLE = re.compile(rf"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?({_IDENTIFIER}(?:\.{_IDENTIFIER})?)",
                         re.IGNORECASE | re.MULTILINE)
-_MD_TITLE = re.compile(r"^##\s+(.+?)(?:（|\(|\s*$)", re.MULTILINE)
+_MD_TITLE = re.compile(r"^##\s+([^（\n]+?)\s*(?:（.*)?$", re.MULTILINE)  # `## <name>（<中文名>）`
 
 
 @dataclass(frozen=True)
