@@ -6,6 +6,7 @@ restoring 1024-dimensional reference vectors cannot disturb any other test's sto
 """
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 
@@ -14,7 +15,7 @@ import pytest
 
 from data_pipeline.db.connection import with_database
 from tests.support.api_server import ApiServer
-from tests.support.vector_tasks import table_rows
+from tests.support.vector_tasks import copy_reference_task, table_rows
 from tests.test_api_tasks import error_of
 
 VECTOR = "/api/v0/data_pipeline/vector"
@@ -134,3 +135,28 @@ def test_backup_of_a_store_without_vector_tables_is_empty(plain_api):
     response = plain_api.post(f"{VECTOR}/backup")
     assert response.status_code == 200, response.text
     assert [f["rows"] for f in response.json()["data"]["files"]] == [0, 0]
+
+
+def test_training_load_step_through_the_executor(vector_api, reference_dir):
+    """The real step in the real executor: backup + verified truncate, load, result in the status."""
+    task_id = vector_api.create_task(task_name="向量加载", backup_vector_tables=True)
+    vector_api.set_table_list(task_id, ["bss_company"])
+    task_dir = vector_api.training_data_dir / task_id
+    copy_reference_task(reference_dir, task_dir)
+
+    response = vector_api.execute(task_id, execution_mode="step", step_name="training_load",
+                                  truncate_vector_tables=True)
+    assert response.status_code == 202, response.text
+    task = vector_api.wait_for(task_id)
+
+    assert task["step_status"]["training_load"] == "completed", task
+    result = json.loads((task_dir / "training_load_result.json").read_text(encoding="utf-8"))
+    assert result["data_type_counts"] == {"sql": 50, "ddl": 7, "documentation": 8}
+    assert result["vector_management"]["truncate_performed"] is True
+    backup = result["vector_management"]["backup"]
+    assert (task_dir / "vector_bak" / backup["files"][1]["file"]).is_file()
+    assert len(table_rows(vector_api.store)) == 65  # whatever was there before went into the backup
+    listed = vector_api.get(f"{VECTOR}/restore/list", params={"task_id": task_id}).json()["data"]
+    assert listed["backup_locations"][0]["backups"][0]["timestamp"] == backup["timestamp"]
+    log = (task_dir / "data_pipeline.log").read_text(encoding="utf-8")
+    assert "TrainingDataLoader" in log and "向量加载完成" in log
