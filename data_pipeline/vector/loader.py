@@ -57,11 +57,11 @@ def load_documents(store_url: str, embeddings: TextEmbeddings, task_id: str,
         previous = tables.owned_rows(owner, collection_ids.values())
 
         written = tables.upsert(_rows(documents, embeddings, collection_ids, progress))
+        if written != len(documents):
+            raise VectorStoreError(f"写入了 {written} 行，应为 {len(documents)} 行；已回滚")
         current_ids = {document.id for document in documents}
         stale = [row_id for row_id in previous if row_id not in current_ids]
         removed = tables.delete(stale)
-        if written != len(documents):
-            raise VectorStoreError(f"写入了 {written} 行，应为 {len(documents)} 行；已回滚")
     progress(len(documents), len(documents), "documents")
 
     by_uuid = {value: name for name, value in collection_ids.items()}

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from data_pipeline.databases import sqlalchemy_url
-from data_pipeline.db.connection import connect
+from data_pipeline.db.connection import connect, scrub
 from data_pipeline.errors import VectorStoreError
 
 COLLECTION_TABLE = "langchain_pg_collection"
@@ -52,7 +52,9 @@ def ensure_collections(engine, embeddings, names: Iterable[str]) -> dict:
         return {name: PGVector(embeddings=embeddings, connection=engine, collection_name=name)
                 for name in names}
     except Exception as exc:  # PGVector wraps driver errors in a bare Exception
-        raise VectorStoreError(f"无法在存储数据库中创建向量表或集合: {type(exc).__name__}") from exc
+        reason = scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300],
+                       engine.url.render_as_string(hide_password=False))
+        raise VectorStoreError(f"无法在存储数据库中创建向量表或集合: {reason}") from exc
 
 
 class VectorTables:
