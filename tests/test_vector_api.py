@@ -6,6 +6,7 @@ restoring 1024-dimensional reference vectors cannot disturb any other test's sto
 """
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import uuid
@@ -14,6 +15,10 @@ import psycopg
 import pytest
 
 from data_pipeline.db.connection import with_database
+from data_pipeline.demo_db import DEMO_TABLES
+from data_pipeline.task_dir import pair_files
+from data_pipeline.vector.embeddings import HashEmbeddings
+from data_pipeline.vector.store import ensure_collections, store_engine
 from tests.support.api_server import ApiServer
 from tests.support.vector_tasks import copy_reference_task, table_rows
 from tests.test_api_tasks import error_of
@@ -28,7 +33,7 @@ def start_server(tmp_path_factory, embedded_pg_dir, reference_dir, store: str, n
     env = {"DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
            "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
            "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir),
-           "DATA_PIPELINE_DB_URL": store}
+           "DATA_PIPELINE_DB_URL": store, "LLM_BASE_URL": "", "LLM_MODEL": "", "EMBEDDING_PROVIDER": "hash"}
     return ApiServer(env, root).start()
 
 
@@ -160,3 +165,43 @@ def test_training_load_step_through_the_executor(vector_api, reference_dir):
     assert listed["backup_locations"][0]["backups"][0]["timestamp"] == backup["timestamp"]
     log = (task_dir / "data_pipeline.log").read_text(encoding="utf-8")
     assert "TrainingDataLoader" in log and "向量加载完成" in log
+
+
+def test_complete_offline_workflow_on_the_demo_database(vector_api):
+    """All four steps on the demo database with no LLM, then the store read as Vanna would."""
+    task_id = vector_api.create_task(task_name="完整流程", business_context="高速公路服务区管理系统",
+                                     truncate_vector_tables=True)
+    vector_api.set_table_list(task_id, list(DEMO_TABLES))
+    task_dir = vector_api.training_data_dir / task_id
+
+    assert vector_api.execute(task_id, execution_mode="complete").status_code == 202
+    task = vector_api.wait_for(task_id, timeout=600)
+
+    assert task["status"] == "completed", task
+    result = json.loads((task_dir / "training_load_result.json").read_text(encoding="utf-8"))
+    with psycopg.connect(vector_api.store) as conn:
+        stored = dict(conn.execute(
+            """select c.name, count(*) from langchain_pg_embedding e
+                 join langchain_pg_collection c on c.uuid = e.collection_id
+                where e.cmetadata @> %s group by c.name""", [json.dumps({"task_id": task_id})]).fetchall())
+        sql_documents = [row[0] for row in conn.execute(
+            "select document from langchain_pg_embedding where cmetadata @> %s and id like '%%-sql'",
+            [json.dumps({"task_id": task_id})]).fetchall()]
+    assert stored == result["data_type_counts"]
+    assert result["data_type_counts"]["ddl"] == len(DEMO_TABLES)
+
+    pairs = json.loads(pair_files(task_dir)[0].read_text(encoding="utf-8"))
+    assert len(sql_documents) == len(pairs) == result["data_type_counts"]["sql"]
+    for document in sql_documents:
+        parsed = json.loads(document)
+        assert parsed == ast.literal_eval(document) and set(parsed) == {"question", "sql"}
+    assert sorted(map(json.loads, sql_documents), key=json.dumps) == sorted(pairs, key=json.dumps)
+
+    engine = store_engine(vector_api.store)
+    try:
+        sql_store = ensure_collections(engine, HashEmbeddings(), ["sql"])["sql"]
+        misses = [pair["question"] for pair in pairs
+                  if json.loads(sql_store.similarity_search(pair["question"], k=1)[0].page_content) != pair]
+    finally:
+        engine.dispose()
+    assert misses == []
