@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
         from data_pipeline.app_logging import configure_logging as configure
 
         configure(settings)
+    settings.training_data_dir.mkdir(parents=True, exist_ok=True)
     store = TaskStore(store_url(settings))
     store.migrate()
     if not settings.default_db_connection:
