@@ -24,6 +24,7 @@ from pathlib import Path
 import psycopg
 
 from data_pipeline.errors import DatabaseError, VectorStoreError
+from data_pipeline.files.catalog import human_size
 from data_pipeline.task_dir import write_text_atomic
 from data_pipeline.vector.store import (COLLECTION_TABLE, EMBEDDING_TABLE, VECTOR_TABLES, VectorTables,
                                         connect_store)
@@ -40,15 +41,6 @@ logger = logging.getLogger("VectorBackup")
 
 def backup_file_name(table: str, timestamp: str) -> str:
     return f"{table}_{timestamp}.csv"
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 def backup_vector_tables(store_url: str, backup_dir: Path, *, task_id: str | None = None,
