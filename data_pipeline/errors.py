@@ -6,6 +6,8 @@ services raise these; nothing below the HTTP layer builds a response.
 """
 from __future__ import annotations
 
+import errno
+
 
 class PipelineError(Exception):
     status = 500
@@ -68,6 +70,24 @@ class PayloadTooLargeError(PipelineError):
     type = "PayloadTooLarge"
     error_code = "PAYLOAD_TOO_LARGE"
     message = "请求体过大"
+
+
+class InsufficientStorageError(PipelineError):
+    """The disk holding the task directories is full: nothing was written."""
+    status = 507
+    type = "InternalError"
+    error_code = "INSUFFICIENT_STORAGE"
+    message = "服务器磁盘空间不足"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_details(exc: OSError) -> str:
+    """What a user reads when a write failed for lack of space (the file's name, not its path)."""
+    name = str(exc.filename).rsplit("/", 1)[-1] if exc.filename else ""
+    return f"磁盘空间不足，无法写入{' ' + name if name else '任务目录'}（{exc.strerror}），请清理磁盘后重试"
 
 
 class DatabaseError(PipelineError):

@@ -56,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings.from_env()
     directory = task_dir(settings.training_data_dir, args.task_id)
-    # The first sign of life goes to the task log before the heavier imports below.
-    task_log.append_entry(directory, "INFO", "TaskExecutor", f"执行器进程已启动 (pid {os.getpid()})")
+    # The first sign of life goes to the task log before the heavier imports below. A full disk is
+    # not fatal here: the run reports it where it has to write.
+    try:
+        task_log.append_entry(directory, "INFO", "TaskExecutor", f"执行器进程已启动 (pid {os.getpid()})")
+    except OSError as exc:
+        logger.warning("任务日志无法写入: %s", exc)
 
     from data_pipeline import embedded_pg
     from data_pipeline.databases import store_url

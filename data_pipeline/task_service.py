@@ -14,7 +14,8 @@ from config import PROJECT_ROOT, Settings
 from data_pipeline import executions, task_log
 from data_pipeline.db.connection import database_name, mask_url, validate_url
 from data_pipeline.embedded_pg import DEMO_DATABASE
-from data_pipeline.errors import ConflictError, PipelineError, TaskNotFoundError, ValidationError
+from data_pipeline.errors import (ConflictError, InsufficientStorageError, PipelineError, TaskNotFoundError,
+                                  ValidationError, disk_full_details, is_disk_full)
 from data_pipeline.statuses import STEP_NAMES, ExecutionStatus, TaskStatus
 from data_pipeline.store import TaskStore
 from data_pipeline.table_list import decode_table_list, parse_table_list_text, render_table_list
@@ -65,8 +66,16 @@ class TaskService:
                                            error_message=reason, exit_code=exit_code):
             return False
         logger.warning("任务 %s 的执行 %s 已结束: %s", execution["task_id"], execution["execution_id"], reason)
-        task_log.append_entry(self.directory(execution["task_id"]), "ERROR", SETTLER_LOGGER, reason, running_step)
+        self._note_in_task_log(execution["task_id"], "ERROR", reason, running_step)
         return True
+
+    def _note_in_task_log(self, task_id: str, level: str, message: str, step: str | None) -> None:
+        """The store has the outcome already; a task log that cannot take the line (disk full) must
+        not turn a status read or a cancel into an error."""
+        try:
+            task_log.append_entry(self.directory(task_id), level, SETTLER_LOGGER, message, step)
+        except OSError as exc:
+            logger.warning("任务 %s 的日志无法写入: %s", task_id, exc)
 
     def settle_orphans(self) -> int:
         """At start: settle every running execution whose executor is gone."""
@@ -123,10 +132,14 @@ class TaskService:
             directory.mkdir(parents=True, exist_ok=True)
             if table_list_text is not None:
                 write_text_atomic(directory / TABLE_LIST_FILE, table_list_text)
+            task_log.append_entry(directory, "INFO", f"TaskDir_{task['task_id']}", "任务目录日志初始化完成")
         except OSError as exc:
+            # No task without its directory: a client that sees this error and retries gets one task.
             self.store.delete_task(task["task_id"])
+            shutil.rmtree(directory, ignore_errors=True)
+            if is_disk_full(exc):
+                raise InsufficientStorageError(f"无法创建任务目录: {disk_full_details(exc)}") from None
             raise PipelineError(f"无法创建任务目录: {exc.strerror}") from None
-        task_log.append_entry(directory, "INFO", f"TaskDir_{task['task_id']}", "任务目录日志初始化完成")
         logger.info("创建任务: %s", task["task_id"])
         return {"task_id": task["task_id"], "task_name": task["task_name"], "status": task["status"],
                 "created_at": iso(task["created_at"])}
@@ -229,7 +242,7 @@ class TaskService:
         # and cannot report it as failed while it is being stopped.
         if self.store.finish_execution(execution["execution_id"], ExecutionStatus.CANCELLED,
                                        error_message="任务已被用户取消"):
-            task_log.append_entry(self.directory(task_id), "WARNING", SETTLER_LOGGER, "任务已被用户取消", running_step)
+            self._note_in_task_log(task_id, "WARNING", "任务已被用户取消", running_step)
         if execution.get("pid"):
             executions.terminate_executor(execution["pid"], task_id, self.settings.cancel_grace_seconds)
         logger.info("取消任务: %s", task_id)

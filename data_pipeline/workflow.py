@@ -15,7 +15,7 @@ from config import Settings
 from data_pipeline import task_log
 from data_pipeline.databases import default_business_url, store_url
 from data_pipeline.db.connection import database_name, scrub
-from data_pipeline.errors import PipelineError
+from data_pipeline.errors import PipelineError, disk_full_details, is_disk_full
 from data_pipeline.llm.client import LLMClient
 from data_pipeline.statuses import STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus
 from data_pipeline.steps import StepContext, get_step
@@ -31,6 +31,17 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 SUMMARY_LIST_LIMIT = 20
 STEP_LOGGERS = {"ddl_generation": "DDLGenerator", "qa_generation": "QAGenerator",
                 "sql_validation": "SQLValidator", "training_load": "TrainingDataLoader"}
+
+
+def _failure_message(exc: BaseException, db_url: str | None) -> str:
+    """Why a step (or the run) failed, as the task status shows it: scrubbed of the password."""
+    if isinstance(exc, PipelineError):
+        message = exc.details
+    elif is_disk_full(exc):
+        message = disk_full_details(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    return scrub(message, db_url)
 
 
 class ExecutionCancelled(BaseException):
@@ -97,14 +108,15 @@ class WorkflowRunner:
         logger.info("开始执行任务 %s (模式: %s%s, 执行ID: %s)", task_id, mode,
                     f", 步骤: {self.execution['step_name']}" if mode == "step" else "", self.execution_id)
         started = time.monotonic()
-        self._write_task_config()
         try:
             try:
+                self._write_task_config()
                 context = self._context()
-            except PipelineError as exc:  # before any step ran: no database, no table list
-                logger.error("任务无法开始: %s", exc.details)
-                self.store.finish_execution(self.execution_id, ExecutionStatus.FAILED, error_message=exc.details)
-                self._write_task_result(ExecutionStatus.FAILED, started, exc.details)
+            except (PipelineError, OSError) as exc:  # before any step ran: no database, no table list, no space
+                reason = _failure_message(exc, None)
+                logger.error("任务无法开始: %s", reason)
+                self.store.finish_execution(self.execution_id, ExecutionStatus.FAILED, error_message=reason)
+                self._write_task_result(ExecutionStatus.FAILED, started, reason)
                 return ExecutionStatus.FAILED
             for step_name in self.steps_to_run():
                 if not self._run_step(step_name, context):
@@ -148,34 +160,33 @@ class WorkflowRunner:
             logger.info("步骤 %s 已跳过 (%s=false)", step_name, STEP_ENABLE_FLAGS[step_name])
             self.store.finish_step(task_id, step_name, StepStatus.SKIPPED, execution_id=self.execution_id)
             return True
-        moved = backup_step_outputs(step_name, self.task_dir)
         if not self.store.start_step(task_id, step_name, self.execution_id):
             raise ExecutionCancelled()
         task_log.set_current_step(step_name)
-        if moved:
-            logger.info("步骤 %s 的旧输出已移至 %s/", step_name, moved.name)
         logger.info("▶ 开始步骤 %s", step_name)
         context.logger = logging.getLogger(STEP_LOGGERS[step_name])
         context.report_progress = ProgressReporter(self.store, task_id, step_name)
         started = time.monotonic()
         try:
+            moved = backup_step_outputs(step_name, self.task_dir)
+            if moved:
+                logger.info("步骤 %s 的旧输出已移至 %s/", step_name, moved.name)
             result = get_step(step_name)(context) or {}
+            duration = time.monotonic() - started
+            result.setdefault("duration", round(duration, 3))
+            write_json_atomic(self.task_dir / f"{step_name}_result.json", result)
         except ExecutionCancelled:
             raise
         except Exception as exc:
             duration = time.monotonic() - started
-            message = scrub(exc.details if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}",
-                            context.db_url)
+            message = _failure_message(exc, context.db_url)
             logger.error("■ 步骤 %s 失败，耗时 %.2fs: %s", step_name, duration, message,
-                         exc_info=not isinstance(exc, PipelineError))
+                         exc_info=not isinstance(exc, PipelineError) and not is_disk_full(exc))
             self.error_message = f"步骤 {step_name} 失败: {message}"
             self.store.finish_step(task_id, step_name, StepStatus.FAILED, execution_id=self.execution_id,
                                    error_message=message, result={"duration": round(duration, 3)})
             task_log.set_current_step(None)
             return False
-        duration = time.monotonic() - started
-        result.setdefault("duration", round(duration, 3))
-        write_json_atomic(self.task_dir / f"{step_name}_result.json", result)
         self.step_results[step_name] = result
         self.store.finish_step(task_id, step_name, StepStatus.COMPLETED, execution_id=self.execution_id,
                                result=summarize(result))
@@ -198,6 +209,12 @@ class WorkflowRunner:
 
     def _write_task_result(self, status: ExecutionStatus, started: float, error: str | None) -> None:
         task = self.store.get_task(self.task["task_id"]) or {}
+        try:
+            self._write_result_file(task, status, started, error)
+        except OSError as exc:  # the outcome is in the store already; the file is a copy for users
+            logger.warning("无法写入 %s: %s", TASK_RESULT_FILE, _failure_message(exc, None))
+
+    def _write_result_file(self, task: dict, status: ExecutionStatus, started: float, error: str | None) -> None:
         write_json_atomic(self.task_dir / TASK_RESULT_FILE, {
             "task_id": self.task["task_id"],
             "execution_id": self.execution_id,

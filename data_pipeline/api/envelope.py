@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from data_pipeline.errors import PipelineError
+from data_pipeline.errors import InsufficientStorageError, PipelineError, disk_full_details, is_disk_full
 
 logger = logging.getLogger("unified_api")
 
@@ -71,6 +71,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
+        if is_disk_full(exc):  # any write of any endpoint: a full disk is the user's to fix, and says so
+            logger.warning("request refused, disk full: %s", exc)
+            return error_response(InsufficientStorageError(disk_full_details(exc)))
         logger.exception("unexpected error while handling a request")
         return jsonify(error_body(500, "InternalError", "INTERNAL_ERROR", "服务器内部错误",
                                   "服务器处理请求时发生意外错误，详情见服务日志")), 500

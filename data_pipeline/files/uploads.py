@@ -152,7 +152,12 @@ def _keep_copy(directory: Path, path: Path) -> str:
     """Copy a file about to be replaced into file_bak_<ts>/; its path relative to the task dir."""
     backup_dir = unique_backup_dir(directory)
     backup_dir.mkdir()
-    shutil.copy2(path, backup_dir / path.name)
+    try:
+        shutil.copy2(path, backup_dir / path.name)
+    except OSError:
+        # A half-written copy (disk full) must not pass for a backup of the user's file.
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        raise
     return f"{backup_dir.name}/{path.name}"
 
 
