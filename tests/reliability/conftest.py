@@ -10,7 +10,6 @@ PostgreSQL data directories, which legitimately hold the store's rows, are left 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import tempfile
 import time
@@ -32,8 +31,6 @@ API_KEY = audit.secret(f"rel-api-key-{uuid.uuid4().hex}")
 LLM_KEY = audit.secret(f"sk-rel-llm-{uuid.uuid4().hex}")
 EMBEDDING_KEY = audit.secret(f"sk-rel-emb-{uuid.uuid4().hex}")
 DB_PASSWORD = audit.secret(f"RelPw-{uuid.uuid4().hex[:16]}")
-
-TRAINING_LOAD_AVAILABLE = importlib.util.find_spec("data_pipeline.steps.training_load") is not None
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -71,10 +68,23 @@ def running_server(root: Path, embedded_pg_dir: Path, **extra: str):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def private_store(embedded_base_url):
+    """`private_store()`: a fresh store database (with pgvector) on the embedded server, so the
+    vector rows these tests load, kill and truncate are nobody else's."""
+    from tests.conftest import DatabaseFactory
+
+    factory = DatabaseFactory(embedded_base_url, "dp_rel_store")
+    yield lambda: factory(extensions=("vector",))
+    factory.drop_all()
+
+
 @pytest.fixture(scope="module")
-def rel_server(tmp_path_factory, embedded_pg_dir):
-    """A server on the session's embedded PostgreSQL (store and demo database), offline."""
-    with running_server(tmp_path_factory.mktemp("rel-server"), embedded_pg_dir) as server:
+def rel_server(tmp_path_factory, embedded_pg_dir, private_store):
+    """A server with its own store, the session's embedded demo database as default, offline."""
+    store = private_store()
+    with running_server(tmp_path_factory.mktemp("rel-server"), embedded_pg_dir, DATA_PIPELINE_DB_URL=store) as server:
+        server.store_url = store
         yield server
         server.assert_nothing_left_running()
 
@@ -89,13 +99,15 @@ def gated():
 
 
 @pytest.fixture(scope="session")
-def gated_server(tmp_path_factory, embedded_pg_dir, gated):
+def gated_server(tmp_path_factory, embedded_pg_dir, gated, private_store):
     """A server whose steps use the gated LLM and embeddings (so a test can freeze them)."""
     from tests.reliability.llm_gate import llm_env
 
+    store = private_store()
     env = llm_env(gated.base_url, LLM_KEY, EMBEDDING_KEY, LLM_TIMEOUT="60", LLM_MAX_RETRIES="0",
-                  LLM_CONCURRENCY="4")
+                  LLM_CONCURRENCY="4", DATA_PIPELINE_DB_URL=store)
     with running_server(tmp_path_factory.mktemp("rel-gated"), embedded_pg_dir, **env) as server:
+        server.store_url = store
         yield server
         server.assert_nothing_left_running()
 

@@ -17,7 +17,7 @@ import signal
 import psycopg
 import pytest
 
-from tests.reliability.conftest import (TRAINING_LOAD_AVAILABLE, executor_pid, files_snapshot, new_task, run_step,
+from tests.reliability.conftest import (executor_pid, files_snapshot, new_task, run_step,
                                         step_frozen, task_dir, upload)
 from tests.reliability.llm_gate import GatedLLM
 
@@ -120,11 +120,8 @@ def load_pairs_task(server, business_db_url, count: int = 12, **params) -> str:
     return task_id
 
 
-@pytest.mark.skipif(not TRAINING_LOAD_AVAILABLE, reason="step training_load is not in this tree yet")
-def test_kill_during_training_load_loses_no_vector_row(server, gated, business_db_url, embedded_pg_dir):
-    from data_pipeline import embedded_pg
-
-    store = embedded_pg.store_url(embedded_pg_dir)
+def test_kill_during_training_load_loses_no_vector_row(server, gated, business_db_url):
+    store = server.store_url
     loaded = load_pairs_task(server, business_db_url)
     assert run_step(server, loaded, "training_load")["step_status"]["training_load"] == "completed"
     before = vector_rows(store, loaded)
@@ -140,12 +137,8 @@ def test_kill_during_training_load_loses_no_vector_row(server, gated, business_d
     assert vector_rows(store, loaded) == before
 
 
-@pytest.mark.skipif(not TRAINING_LOAD_AVAILABLE, reason="step training_load is not in this tree yet")
-def test_kill_after_truncate_leaves_every_row_in_the_verified_backup(server, gated, business_db_url,
-                                                                     embedded_pg_dir):
-    from data_pipeline import embedded_pg
-
-    store = embedded_pg.store_url(embedded_pg_dir)
+def test_kill_after_truncate_leaves_every_row_in_the_verified_backup(server, gated, business_db_url):
+    store = server.store_url
     loaded = load_pairs_task(server, business_db_url)
     assert run_step(server, loaded, "training_load")["step_status"]["training_load"] == "completed"
     with psycopg.connect(store) as conn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from tests.reliability.conftest import TRAINING_LOAD_AVAILABLE, new_task
+from tests.reliability.conftest import new_task
 from tests.support.load_mix import MixedLoad
 from tests.support.secret_audit import audit
 
@@ -19,7 +19,7 @@ CLIENTS = 8
 
 
 def test_mixed_load_while_two_tasks_execute(rel_server):
-    runners = [new_task(rel_server, task_name=f"负载执行任务{n}", enable_training_data_load=TRAINING_LOAD_AVAILABLE)
+    runners = [new_task(rel_server, task_name=f"负载执行任务{n}")
                for n in (1, 2)]
     load = MixedLoad(rel_server, runners=runners, clients=CLIENTS, seconds=LOAD_SECONDS, watch=audit.watch)
     report = load.run()
