@@ -3,8 +3,9 @@
 The catalogs are read once for all tables; then the tables are documented concurrently (up to
 LLM_CONCURRENCY with an LLM, a small pool offline) on at most DB_CONNECTIONS connections. A bad
 name, an unknown table or a table that fails is reported in `errors` and the others go on; the
-step fails only when no table could be documented. An LLM failure is not a table failure: the
-table is documented from the database's comments and the failure is reported.
+step fails when no table could be documented, or when the database itself went away (refused,
+shut down, connection broken) before every table was read. An LLM failure is not a table
+failure: the table is documented from the database's comments and the failure is reported.
 """
 from __future__ import annotations
 
@@ -94,9 +95,16 @@ def run(ctx: StepContext) -> dict:
             if key not in found:
                 errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
         ctx.report_progress(total - len(found), total, "tables")
-        documented = _document_all(ctx, pool, found, workers, errors, total)
+        lost: list[dict] = []
+        documented = _document_all(ctx, pool, found, workers, errors, lost, total)
     finally:
         pool.close()
+    if lost:
+        # The database went away: the tables still missing say nothing about the tables themselves,
+        # and a "completed" step would hand the next step an incomplete schema.
+        raise StepFailed(f"业务数据库连接中断，{len(lost)} 个表未能生成（已生成 {len(documented)} 个，"
+                         f"数据库恢复后请重新执行）: {lost[0]['table']}: {lost[0]['error']}",
+                         error_code="DATABASE_CONNECTION_ERROR")
 
     mapping = [(documented[key].table, documented[key].files) for key in names if key in documented]
     if mapping:
@@ -147,7 +155,10 @@ def _load_catalog(pool: _ConnectionPool, names: list[TableName], db_url: str) ->
 
 
 def _document_all(ctx: StepContext, pool: _ConnectionPool, found: dict[tuple[str, str], TableInfo],
-                  workers: int, errors: list[dict], total: int) -> dict[tuple[str, str], _Documented]:
+                  workers: int, errors: list[dict], lost: list[dict],
+                  total: int) -> dict[tuple[str, str], _Documented]:
+    """Document the tables; each failure goes to `errors`, and also to `lost` when the database
+    itself could not be reached."""
     stems = _unique_stems(list(found.values()))
     documented: dict[tuple[str, str], _Documented] = {}
     done = total - len(found)
@@ -165,6 +176,8 @@ def _document_all(ctx: StepContext, pool: _ConnectionPool, found: dict[tuple[str
                     f"{type(exc).__name__}: {str(exc).strip()}", ctx.db_url)
                 logger.error("表 %s 生成失败: %s", table.full_name, message, exc_info=not expected)
                 errors.append({"table": table.full_name, "error": message})
+                if _connection_lost(exc):
+                    lost.append(errors[-1])
             else:
                 documented[key] = _Documented(table.full_name, files, ctx.llm is not None and llm_error is None)
                 if llm_error:
@@ -188,6 +201,15 @@ def _document_table(ctx: StepContext, pool: _ConnectionPool, table: TableInfo,
                 table.row_count if table.row_count is not None else "?",
                 "" if table.row_count_exact else "（估算）")
     return files, llm_error
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """The database itself is unreachable (refused, shut down, connection broken), not this table."""
+    if isinstance(exc, DatabaseError) or isinstance(exc, psycopg.InterfaceError):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        return exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P"))
+    return False
 
 
 def _unique_stems(tables: list[TableInfo]) -> dict[tuple[str, str], str]:
