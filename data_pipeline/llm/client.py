@@ -173,10 +173,17 @@ class LLMClient:
             self.completion_tokens += completion_tokens
         self.logger.info("LLM调用完成: %.2fs, token用量 prompt=%d completion=%d", elapsed, prompt_tokens,
                          completion_tokens)
-        choices = getattr(response, "choices", None) or []
-        if not choices or choices[0].message is None:
-            return ""
-        return strip_think(choices[0].message.content or "")
+        try:
+            choices = getattr(response, "choices", None) or []
+            if not choices or choices[0].message is None:
+                return ""
+            content = choices[0].message.content or ""
+        except (AttributeError, TypeError, IndexError, KeyError):
+            # The client builds response objects without checking them: any shape can arrive.
+            raise ValueError("the answer is not a chat completion") from None
+        if not isinstance(content, str):
+            raise ValueError("the answer is not a chat completion")
+        return strip_think(content)
 
     def usage_summary(self) -> dict:
         with self._stats_lock:

@@ -198,6 +198,7 @@ class OpenAIEmbeddings(TextEmbeddings):
                 time.sleep(delay)
             try:
                 response = self._client.embeddings.create(model=self.model_name, input=texts, **extra)
+                return _ordered_vectors(response, len(texts))
             except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
                     openai.InternalServerError) as exc:
                 last_error = exc
@@ -208,18 +209,19 @@ class OpenAIEmbeddings(TextEmbeddings):
                     continue
                 raise VectorStoreError(f"Embedding请求被拒绝 (HTTP {exc.status_code})",
                                        error_code="EMBEDDING_ERROR") from None
-            except openai.OpenAIError as exc:
+            except (openai.OpenAIError, ValueError, AttributeError, TypeError) as exc:
+                # Also an answer that is no embedding list at all (an HTML error page, a chat reply):
+                # the client builds its response objects without checking their shape.
                 last_error = exc
                 continue
-            return _ordered_vectors(response, len(texts))
-        raise VectorStoreError(
-            f"Embedding调用失败（已重试{self.max_retries}次）: {type(last_error).__name__}",
-            error_code="EMBEDDING_ERROR")
+        reason = type(last_error).__name__ if isinstance(last_error, openai.OpenAIError) else "无法解析的响应"
+        raise VectorStoreError(f"Embedding调用失败（已重试{self.max_retries}次）: {reason}",
+                               error_code="EMBEDDING_ERROR")
 
 
 def _ordered_vectors(response, expected: int) -> np.ndarray:
     data = sorted(response.data, key=lambda item: item.index)
-    vectors = [list(item.embedding) for item in data]
+    vectors = [[float(x) for x in item.embedding] for item in data]
     if len(vectors) != expected or any(not vector for vector in vectors):
         raise VectorStoreError(f"Embedding服务返回了 {len(vectors)} 个向量，应为 {expected} 个",
                                error_code="EMBEDDING_ERROR")
