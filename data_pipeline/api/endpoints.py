@@ -94,7 +94,23 @@ def describe_errors(exc: PydanticValidationError) -> tuple[str, list[str]]:
     return "; ".join(details), params
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 def _validate(model: type[BaseModel], data: Any) -> BaseModel:
+    # PostgreSQL text cannot hold NUL: refused here as the client's error, for every parameter,
+    # instead of failing later in the store or a business database as a 500.
+    with_nul = [str(key) for key, value in data.items() if _holds_nul(key) or _holds_nul(value)]
+    if with_nul:
+        raise ValidationError("; ".join(f"参数 {name[:80]!r} 不能包含空字符 (NUL)" for name in with_nul),
+                              invalid_params=with_nul)
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
@@ -109,7 +125,7 @@ def parse_json_body(model: type[BaseModel]) -> BaseModel:
     else:
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             raise ValidationError("请求体不是有效的JSON", invalid_params=["body"]) from None
     if not isinstance(data, dict):
         raise ValidationError("请求体必须是JSON对象", invalid_params=["body"])

@@ -136,6 +136,8 @@ def _check_json(name: str, text: str) -> None:
         value = json.loads(text)
     except ValueError as exc:
         raise invalid_file(f"JSON 格式错误: {exc}") from None
+    except RecursionError:
+        raise invalid_file("JSON 格式错误: 嵌套层次过深") from None
     if not name.endswith("_pair.json"):
         return
     if not isinstance(value, list) or not value:

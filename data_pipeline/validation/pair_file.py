@@ -35,7 +35,7 @@ def load_pairs(path: Path) -> list[dict]:
     """The pairs as written; entries that are not objects become empty pairs (reported invalid)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise StepFailed(f"问答对文件 {path.name} 无法读取: {exc}") from None
     if not isinstance(data, list):
         raise StepFailed(f"问答对文件 {path.name} 格式错误: 应为 [{{\"question\": ..., \"sql\": ...}}] 数组")

@@ -129,7 +129,7 @@ def _read_text(path: Path) -> str:
 def _read_pairs(path: Path) -> list[tuple[str, str]]:
     try:
         data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise StepFailed(f"问答对文件不是有效的JSON: {path.name}: {exc}") from None
     if not isinstance(data, list):
         raise StepFailed(f"问答对文件应为JSON数组: {path.name}")

@@ -238,7 +238,7 @@ def metadata_json(text: str, file_name: str = "", line_number: int = 0) -> str |
     try:
         json.loads(text)
         return text
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         value = ast.literal_eval(text)

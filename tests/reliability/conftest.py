@@ -90,6 +90,16 @@ def rel_server(tmp_path_factory, embedded_pg_dir, private_store):
 
 
 @pytest.fixture(scope="session")
+def hostile_server(tmp_path_factory, embedded_pg_dir, private_store):
+    """A server for generated and hand-written hostile requests (its own store: restore is fair game)."""
+    store = private_store()
+    with running_server(tmp_path_factory.mktemp("rel-hostile"), embedded_pg_dir, DATA_PIPELINE_DB_URL=store,
+                        FLASK_LOG_LEVEL="WARNING") as server:
+        yield server
+        server.assert_nothing_left_running(timeout=120)
+
+
+@pytest.fixture(scope="session")
 def gated():
     """A fake LLM and embedding service whose answers the tests hold back (see llm_gate)."""
     from tests.reliability.llm_gate import GatedLLM
