@@ -8,6 +8,7 @@ secret was seen: a response, a log file, a task file.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ class SecretAudit:
         self.check_response(response)
 
     def check_response(self, response: requests.Response) -> None:
-        where = f"{response.request.method} {response.url} -> {response.status_code}"
+        where = f"{response.request.method} {response.request.url} -> {response.status_code}"
         headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
         self.check_bytes(where, headers.encode("utf-8", "replace") + b"\n" + (response.content or b""))
 
@@ -76,7 +77,9 @@ class SecretAudit:
                 if "PG_VERSION" in names:
                     dirs.clear()
                     continue
-                files.update(Path(root) / name for name in names if not os.path.islink(os.path.join(root, name)))
+                # regular files only: no symlink (it points elsewhere), no socket, no pipe
+                files.update(Path(root) / name for name in names
+                             if stat.S_ISREG(os.lstat(os.path.join(root, name)).st_mode))
         return files
 
     def leaks(self) -> list[str]:
