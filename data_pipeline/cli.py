@@ -193,27 +193,39 @@ def follow_logs(client: DataPipelineClient, args, out: IO[str]) -> int:
     """Print the last entries, then new ones as they are written, until the task finishes.
 
     New entries are read with logs/query in file order (line_number ascending): the log only
-    grows, so the entries after the `seen` first ones are the new ones."""
+    grows, so the entries after the `seen` first ones are the new ones. The executor writes its
+    last lines just after the status changes, so once the task is finished the log is read until
+    a pause brings nothing new."""
     filters = dict(level=args.level, keyword=args.keyword, logger_name=args.logger, step_name=args.step,
                    sort_by="line_number", sort_order="asc")
     first = client.query_logs(args.task_id, page=1, page_size=args.limit, **{**filters, "sort_order": "desc"})
     print_logs(reversed(first["logs"]), out)
     seen = first["pagination"]["total"]
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    while True:
-        finished = client.get_task(args.task_id)["status"] in FINISHED_STATUSES
-        while True:  # read everything written so far
+
+    def read_new() -> int:
+        nonlocal seen
+        printed = 0
+        while True:
             page = client.query_logs(args.task_id, page=seen // FOLLOW_PAGE_SIZE + 1,
                                      page_size=FOLLOW_PAGE_SIZE, **filters)
             fresh = page["logs"][seen % FOLLOW_PAGE_SIZE:]
             print_logs(fresh, out)
             seen += len(fresh)
+            printed += len(fresh)
             if not fresh or seen >= page["pagination"]["total"]:
-                break
-        if finished:
-            return task_exit_code(client.get_task(args.task_id))
+                return printed
+
+    while True:
+        task = client.get_task(args.task_id)
+        read_new()
+        if task["status"] in FINISHED_STATUSES:
+            time.sleep(args.interval)
+            while read_new():
+                time.sleep(args.interval)
+            return task_exit_code(task)
         if deadline is not None and time.monotonic() > deadline:
-            raise WaitTimeout(f"跟踪日志超时 ({args.timeout}s)", client.get_task(args.task_id))
+            raise WaitTimeout(f"跟踪日志超时 ({args.timeout}s)", task)
         time.sleep(args.interval)
 
 
