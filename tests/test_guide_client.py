@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import SHARED_DIR
 from tests.support.api_server import PROJECT_ROOT
-from tests.support.console_support import DEMO_TABLES, real_steps_available, start_server
+from tests.support.console_support import DEMO_TABLES, real_steps_available, require_routes, start_server
 
 GUIDE = SHARED_DIR / "spec" / "data_pipeline_api_guide.zh.md"
 TABLES_FILE = PROJECT_ROOT / "tables.txt"
@@ -80,6 +80,8 @@ def test_guide_class_methods(guide_namespace, server):
 def test_guide_workflow_example_as_printed(guide_namespace, server, tables_file, tmp_path, monkeypatch, capsys):
     if not real_steps_available():
         pytest.skip("the real steps are not on this branch yet (the example runs the whole workflow)")
+    require_routes(server, "GET /api/v0/data_pipeline/tasks/{}/files", "GET /api/v0/data_pipeline/tasks/{}/files/{}",
+                   "GET /api/v0/data_pipeline/tasks/{}/logs")
     api_class = guide_namespace["DataPipelineAPI"]
     monkeypatch.setattr(api_class.__init__, "__defaults__", (server.url,))
     monkeypatch.chdir(tmp_path)  # download_file() saves into the current directory
