@@ -14,6 +14,7 @@ export const STEPS = [
   ["training_load", "训练数据加载"],
 ];
 const POLL_MS = 1500;
+const IDLE_POLL_MS = 5000;  // a task not running here may still be started elsewhere (CLI, another browser)
 const current = { taskId: null, task: null, timer: null, generation: 0, running: false, tab: "logs" };
 
 export const currentTask = () => current.task;
@@ -71,9 +72,9 @@ async function refreshTask() {
   current.task = task;
   current.running = task.status === "in_progress";
   renderTask(task);
+  current.timer = setTimeout(refreshTask, current.running ? POLL_MS : IDLE_POLL_MS);
   if (current.running) {
     if (current.tab === "logs") refreshLogs({ live: true });
-    current.timer = setTimeout(refreshTask, POLL_MS);
   } else if (wasRunning) {
     // The execution just ended: everything it wrote is now worth showing.
     toast(`任务 ${task.task_id} 执行结束：${task.status}`, task.status === "completed" ? "ok" : "info");
