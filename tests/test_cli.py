@@ -34,6 +34,8 @@ def cli_env(server=None, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DATA_PIPELINE_")}
     if server is not None:
         env.update(DATA_PIPELINE_URL=server.url, DATA_PIPELINE_API_KEY=API_KEY)
+    # The package is used from the project checkout: importable from any working directory.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))))
     env.update(PYTHONUNBUFFERED="1", **extra)
     return env
 
