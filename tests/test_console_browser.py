@@ -60,7 +60,12 @@ def shots(tmp_path_factory):
     directory = Path(os.environ.get("DATA_PIPELINE_SCREENSHOTS_DIR") or tmp_path_factory.mktemp("screenshots"))
     directory.mkdir(parents=True, exist_ok=True)
 
-    def shoot(driver, name: str) -> Path:
+    def shoot(driver, name: str, focus: str | None = None) -> Path:
+        """A screenshot of the viewport (toasts removed), scrolled to `focus` if given."""
+        driver.execute_script("document.querySelectorAll('.toast').forEach((t) => t.remove())")
+        if focus:
+            driver.execute_script("document.querySelector(arguments[0]).scrollIntoView();"
+                                  "window.scrollBy(0, -70)", focus)
         path = directory / f"{name}.png"
         driver.save_screenshot(str(path))
         return path
@@ -207,7 +212,7 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
                                 for step in ("ddl_generation", "qa_generation", "sql_validation", "training_load")))
     assert find(browser, "#overall-text").text.startswith("100%")
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#log-view .log-line"))
-    shots(browser, "04_completed")
+    shots(browser, "04_completed", focus="#task-view")
 
     find(browser, ".tab[data-tab=files]").click()
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#files-table tbody tr[data-file]"))
@@ -216,7 +221,7 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
     pair_name = primary[0].get_attribute("data-file")
     assert pair_name.endswith("_pair.json")
     pairs_on_disk = json.loads((server.training_data_dir / task_id / pair_name).read_text(encoding="utf-8"))
-    shots(browser, "05_files")
+    shots(browser, "05_files", focus=".tabs")
     primary[0].find_element(By.CSS_SELECTOR, ".preview-btn").click()
     wait(browser, lambda d: visible(d, "#preview-pairs"))
     shown = browser.find_elements(By.CSS_SELECTOR, "#preview-pairs .pair")
@@ -232,7 +237,7 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#log-view .log-line") and all(
         line.get_attribute("data-step") == "qa_generation"
         for line in d.find_elements(By.CSS_SELECTOR, "#log-view .log-line")))
-    shots(browser, "07_logs_filtered")
+    shots(browser, "07_logs_filtered", focus=".tabs")
     Select(find(browser, "#log-step")).select_by_value("")
     Select(find(browser, "#log-level")).select_by_value("ERROR")
     wait(browser, lambda d: all(line.get_attribute("data-level") == "ERROR"
@@ -273,7 +278,7 @@ def test_pick_tables_from_the_database(browser, server, shots):
     find(browser, "#picker-add").click()
     typed = find(browser, "#table-names").get_attribute("value").split("\n")
     assert typed and all("service_area" in name for name in typed)
-    shots(browser, "08_pick_tables")
+    shots(browser, "08_pick_tables", focus="#table-list-card")
     find(browser, "#save-table-list-btn").click()
     wait(browser, lambda d: [c.text for c in d.find_elements(By.CSS_SELECTOR, "#table-list-current .chip")] == typed)
     info = server.get(f"/api/v0/data_pipeline/tasks/{task_id}/table-list-info").json()["data"]

@@ -35,7 +35,7 @@ export async function refreshFiles() {
     return h("tr", { dataset: { file: file.file_name } },
       h("td", {}, file.is_primary ? h("span", { class: "primary-mark", title: "主要输出文件 is_primary" }, "★") : null,
         h("a", { href: fileUrl(taskId, file.file_name), class: "file-link mono", onclick: (event) => download(event, file) }, file.file_name)),
-      h("td", {}, type),
+      h("td", { class: "nowrap" }, type),
       h("td", { class: "num" }, file.file_size_human || humanSize(file.file_size)),
       h("td", { class: "nowrap" }, formatTime(file.modified_at || file.created_at)),
       h("td", {}, file.description || ""),

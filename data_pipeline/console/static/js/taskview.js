@@ -174,11 +174,14 @@ function renderSteps(task) {
   $("#overall-text").textContent = text;
 }
 
+// The step's result in a few figures: counts and flags (long texts and file names are in the files tab).
 function resultSummary(result) {
   const entries = Object.entries(result)
-    .filter(([, value]) => value === null || ["number", "string", "boolean"].includes(typeof value))
-    .slice(0, 6);
-  return h("dl", { class: "step-result" }, entries.map(([key, value]) => [h("dt", {}, key), h("dd", {}, String(value))]));
+    .filter(([key, value]) => key !== "duration" && (typeof value === "number" || typeof value === "boolean"
+      || (typeof value === "string" && value.length <= 24)))
+    .slice(0, 6)
+    .map(([key, value]) => [key, typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : String(value)]);
+  return h("dl", { class: "step-result" }, entries.map(([key, value]) => [h("dt", {}, key), h("dd", {}, value)]));
 }
 
 function renderParameters(task) {
