@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import SHARED_DIR
 from tests.support.api_server import PROJECT_ROOT
-from tests.support.console_support import DEMO_TABLES, real_steps_available, require_routes, start_server
+from tests.support.console_support import DEMO_TABLES, real_steps_available, require_routes
 
 GUIDE = SHARED_DIR / "spec" / "data_pipeline_api_guide.zh.md"
 TABLES_FILE = PROJECT_ROOT / "tables.txt"
@@ -35,13 +35,11 @@ def guide_namespace():
     return namespace
 
 
-@pytest.fixture(scope="module")
-def server(embedded_pg_dir, tmp_path_factory):
-    # The example runs the real steps (it leaves no room for test controls).
-    server = start_server(tmp_path_factory.mktemp("guide"), embedded_pg_dir, DATA_PIPELINE_STEP_MODULES="")
-    yield server
-    server.assert_nothing_left_running()
-    server.stop()
+@pytest.fixture
+def server(embedded_api):
+    # Without a test_control.json in the task directory the executor runs the real steps, which
+    # the example needs (it leaves no room for test controls).
+    return embedded_api
 
 
 @pytest.fixture
