@@ -40,7 +40,12 @@ def server(embedded_pg_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def downloads(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, downloads):
     if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
         pytest.skip("chromium / chromedriver not installed (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
@@ -49,6 +54,8 @@ def browser(tmp_path_factory):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     yield driver
@@ -177,7 +184,7 @@ def test_key_create_step_mode_live_progress_cancel_and_delete(browser, server, s
     assert script_errors(browser) == []
 
 
-def test_create_upload_execute_complete_and_open_pair_file(browser, server, shots, tmp_path):
+def test_create_upload_execute_complete_and_open_pair_file(browser, server, shots, downloads, tmp_path):
     require_routes(server, "POST /api/v0/data_pipeline/tasks/{}/upload-table-list",
                    "GET /api/v0/data_pipeline/tasks/{}/table-list-info", "GET /api/v0/data_pipeline/tasks/{}/files",
                    "GET /api/v0/data_pipeline/tasks/{}/files/{}", "POST /api/v0/data_pipeline/tasks/{}/logs/query")
@@ -231,6 +238,11 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
     shots(browser, "06_pair_file")
     find(browser, "#modal-close").click()
     wait(browser, lambda d: not visible(d, "#modal"))
+    # Downloads are fetched with the API key (a plain link would get 401), then saved.
+    find(browser, "#files-table tr[data-file='bss_company.ddl'] a.file-link").click()
+    saved = downloads / "bss_company.ddl"
+    wait(browser, lambda d: saved.is_file() and saved.stat().st_size > 0)
+    assert saved.read_bytes() == (server.training_data_dir / task_id / "bss_company.ddl").read_bytes()
 
     find(browser, ".tab[data-tab=logs]").click()
     Select(find(browser, "#log-step")).select_by_value("qa_generation")
