@@ -10,7 +10,7 @@ from data_pipeline.client import (DataPipelineClient, DataPipelineConnectionErro
                                   WaitTimeout)
 from tests.support.api_server import free_port
 from tests.support.console_support import (DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, require_routes,
-                                           start_server, write_control)
+                                           start_server)
 
 API_KEY = "client-test-key-4711"
 
