@@ -29,8 +29,8 @@ BACKUP_DIR_PREFIX = "file_bak_"
 # Top-level files each step writes (fnmatch patterns); moved to file_bak_<ts>/ when it re-runs.
 STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     "ddl_generation": ("*.ddl", "*_detail.md", "filename_mapping.txt", "ddl_generation_result.json"),
-    "qa_generation": ("qs_*_pair.json", "qs_*_pair.json.backup", "metadata.txt", "metadata_detail.md",
-                      "db_query_decision_prompt.txt", "qa_generation_result.json", "qa_generation_progress*"),
+    "qa_generation": ("qs_*_pair.json", "qs_*_pair.json.backup*", "metadata.txt", "metadata_detail.md",
+                      "db_query_decision_prompt.txt", "qa_generation_result.json"),
     "sql_validation": ("sql_validation_*", "file_modifications_*.log"),
     "training_load": ("training_load_result.json",),
 }
@@ -82,12 +82,10 @@ def pair_files(directory: Path) -> list[Path]:
 def missing_step_inputs(step_name: str, directory: Path, tables: list[TableName]) -> list[str]:
     """What `step_name` needs in the task directory and does not find (empty when it can run)."""
     if step_name == "qa_generation":
-        missing = []
-        for table in tables:
-            for name in (f"{table.file_stem}.ddl", f"{table.file_stem}_detail.md"):
-                if not (directory / name).is_file():
-                    missing.append(name)
-        return missing
+        # Either document of a table is enough to generate from (a user may upload only DDL).
+        return [f"{table.file_stem}.ddl / {table.file_stem}_detail.md" for table in tables
+                if not (directory / f"{table.file_stem}.ddl").is_file()
+                and not (directory / f"{table.file_stem}_detail.md").is_file()]
     if step_name == "sql_validation":
         return [] if pair_files(directory) else ["*_pair.json (问答对文件)"]
     if step_name == "training_load":

@@ -22,6 +22,12 @@ from data_pipeline.errors import LLMError
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _UNCLOSED_THINK = re.compile(r"^\s*<think>.*", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_NOTHING = object()
+
+_RETRYABLE = (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
+              openai.InternalServerError)
+_RETRYABLE_STATUSES = {408, 409, 429}
 
 _semaphores: dict[int, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
@@ -37,26 +43,39 @@ def _shared_semaphore(limit: int) -> threading.BoundedSemaphore:
 
 def strip_think(text: str) -> str:
     text = _THINK_BLOCK.sub("", text)
+    if "</think>" in text.lower() and "<think>" not in text.lower():
+        # Some servers drop the opening tag: everything up to the closing tag is reasoning.
+        text = re.split(r"</think>", text, flags=re.IGNORECASE)[-1]
     # A reasoning model cut off mid-thought leaves an unclosed block: nothing usable follows it.
     return _UNCLOSED_THINK.sub("", text).strip()
 
 
 def extract_json(text: str) -> Any:
-    """The first JSON object or array in `text`: inside a code fence, or surrounded by prose."""
+    """The first JSON object or array in `text`: inside a code fence, or surrounded by prose.
+
+    A second pass forgives trailing commas (`[1, 2,]`), a common slip of chat models.
+    """
     text = strip_think(text)
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
-    for candidate in candidates:
-        candidate = candidate.strip()
-        for start, char in enumerate(candidate):
-            if char not in "[{":
-                continue
-            try:
-                value, _ = decoder.raw_decode(candidate, start)
-            except json.JSONDecodeError:
-                continue
-            return value
+    candidates = [m.group(1).strip() for m in _FENCE.finditer(text)] + [text.strip()]
+    for attempt in (candidates, [_TRAILING_COMMA.sub(r"\1", c) for c in candidates]):
+        for candidate in attempt:
+            value = _first_json_value(candidate)
+            if value is not _NOTHING:
+                return value
     raise ValueError("no JSON object or array found in the answer")
+
+
+def _first_json_value(text: str) -> Any:
+    decoder = json.JSONDecoder()
+    for start, char in enumerate(text):
+        if char not in "[{":
+            continue
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+        return value
+    return _NOTHING
 
 
 class LLMClient:
@@ -96,27 +115,31 @@ class LLMClient:
                                     self.max_retries, _describe(last_error))
                 time.sleep(delay)
             try:
-                with self._semaphore:
-                    response = self._client.chat.completions.create(
-                        model=self.model, messages=messages, temperature=temperature,
-                        **({"max_tokens": max_tokens} if max_tokens else {}))
-            except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-                    openai.InternalServerError) as exc:
+                text = self._complete(messages, temperature, max_tokens)
+            except _RETRYABLE as exc:
                 last_error = exc
                 continue
             except openai.APIStatusError as exc:
-                if exc.status_code >= 500:
+                if exc.status_code >= 500 or exc.status_code in _RETRYABLE_STATUSES:
                     last_error = exc
                     continue
                 raise LLMError(f"LLM请求被拒绝: {_describe(exc)}") from None
-            except openai.OpenAIError as exc:
+            except (openai.OpenAIError, ValueError) as exc:
+                # Includes bodies that are not JSON at all (a proxy's error page): try again.
                 last_error = exc
                 continue
-            text = self._answer_text(response)
             if text:
                 return text
             last_error = LLMError("LLM返回了空回答")
         raise LLMError(f"LLM调用失败（已重试{self.max_retries}次）: {_describe(last_error)}")
+
+    def _complete(self, messages: list[dict], temperature: float, max_tokens: int | None) -> str:
+        started = time.monotonic()
+        with self._semaphore:
+            response = self._client.chat.completions.create(
+                model=self.model, messages=messages, temperature=temperature,
+                **({"max_tokens": max_tokens} if max_tokens else {}))
+        return self._answer_text(response, time.monotonic() - started)
 
     def chat_json(self, messages: list[dict], *, validate: Callable[[Any], Any] | None = None,
                   temperature: float = 0.2) -> Any:
@@ -140,15 +163,16 @@ class LLMClient:
             except ValueError as second:
                 raise LLMError(f"LLM两次回答都不是有效的JSON: {second}") from None
 
-    def _answer_text(self, response) -> str:
+    def _answer_text(self, response, elapsed: float) -> str:
         usage = getattr(response, "usage", None)
+        prompt_tokens = getattr(usage, "prompt_tokens", None) or 0
+        completion_tokens = getattr(usage, "completion_tokens", None) or 0
         with self._stats_lock:
             self.calls += 1
-            if usage is not None:
-                self.prompt_tokens += usage.prompt_tokens or 0
-                self.completion_tokens += usage.completion_tokens or 0
-        if usage is not None:
-            self.logger.debug("LLM token用量: prompt=%s completion=%s", usage.prompt_tokens, usage.completion_tokens)
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+        self.logger.info("LLM调用完成: %.2fs, token用量 prompt=%d completion=%d", elapsed, prompt_tokens,
+                         completion_tokens)
         choices = getattr(response, "choices", None) or []
         if not choices or choices[0].message is None:
             return ""
@@ -171,4 +195,6 @@ def _describe(exc: Exception | None) -> str:
         return "unknown error"
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}"
+    if isinstance(exc, ValueError):
+        return "无法解析的响应"
     return type(exc).__name__ if not isinstance(exc, LLMError) else exc.details

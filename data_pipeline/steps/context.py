@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from config import Settings
     from data_pipeline.llm.client import LLMClient
+    from data_pipeline.table_list import TableName
 
 
 def _no_progress(done: int, total: int, unit: str) -> None:
@@ -24,7 +25,7 @@ class StepContext:
     db_url: str
     db_name: str
     business_context: str
-    tables: list[str]
+    tables: "list[TableName]"
     # The task's parameters as created (flags such as enable_llm_repair, modify_original_file).
     params: dict
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("data_pipeline.step"))

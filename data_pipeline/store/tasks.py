@@ -47,6 +47,14 @@ def _retry_on_lost_connection(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+_TASK_WITH_STEPS = (
+    select(tasks, *[c.label(f"step__{c.name}") for c in steps.c],
+           *[c.label(f"exec__{c.name}") for c in executions.c])
+    .select_from(tasks.outerjoin(steps, steps.c.task_id == tasks.c.task_id)
+                 .outerjoin(executions, executions.c.execution_id == tasks.c.current_execution_id))
+    .order_by(steps.c.step_order))
+
+
 def _row(mapping) -> dict[str, Any]:
     return dict(mapping) if mapping is not None else None
 
@@ -55,6 +63,8 @@ class TaskStore:
     def __init__(self, url: str, *, pool_size: int = 8):
         self.engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=16,
                                     pool_recycle=1800, connect_args={"connect_timeout": 5})
+        # Reads run outside a transaction: no BEGIN/ROLLBACK round trips around a single SELECT.
+        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def migrate(self) -> int:
         return migrate(self.engine)
@@ -64,7 +74,7 @@ class TaskStore:
 
     @_retry_on_lost_connection
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             conn.execute(text("select 1"))
 
     # ---- tasks -----------------------------------------------------------------------------
@@ -96,15 +106,21 @@ class TaskStore:
 
     @_retry_on_lost_connection
     def get_task(self, task_id: str) -> dict | None:
-        """The task row with `steps` (ordered) and `execution` (the current one, if any)."""
-        with self.engine.connect() as conn:
-            task = self._task_row(conn, task_id)
-            if task is None:
-                return None
-            task["steps"] = self._steps(conn, [task_id])[task_id]
-            task["execution"] = (self._execution(conn, task["current_execution_id"])
-                                 if task["current_execution_id"] else None)
-            return task
+        """The task row with `steps` (ordered) and `execution` (the current one, if any).
+
+        One round trip: the task joined with its step rows and its current execution.
+        """
+        with self.reader.connect() as conn:
+            rows = conn.execute(_TASK_WITH_STEPS.where(tasks.c.task_id == task_id)).mappings().all()
+        if not rows:
+            return None
+        task = {name: rows[0][name] for name in tasks.c.keys()}
+        task["steps"] = [{name: row[f"step__{name}"] for name in steps.c.keys()}
+                         for row in rows if row["step__step_name"] is not None]
+        first = rows[0]
+        task["execution"] = ({name: first[f"exec__{name}"] for name in executions.c.keys()}
+                             if first["exec__execution_id"] is not None else None)
+        return task
 
     def _task_row(self, conn, task_id: str) -> dict | None:
         return _row(conn.execute(select(tasks).where(tasks.c.task_id == task_id)).mappings().first())
@@ -152,7 +168,7 @@ class TaskStore:
         count = select(func.count()).select_from(tasks)
         if where is not None:
             page, count = page.where(where), count.where(where)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = [dict(r) for r in conn.execute(page).mappings()]
             total = conn.execute(count).scalar_one()
             step_rows = self._steps(conn, [r["task_id"] for r in rows])
@@ -210,19 +226,19 @@ class TaskStore:
 
     @_retry_on_lost_connection
     def get_execution(self, execution_id: str) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self._execution(conn, execution_id)
 
     @_retry_on_lost_connection
     def list_executions(self, task_id: str) -> list[dict]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [dict(r) for r in conn.execute(
                 select(executions).where(executions.c.task_id == task_id)
                 .order_by(executions.c.created_at.desc())).mappings()]
 
     @_retry_on_lost_connection
     def running_executions(self) -> list[dict]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [dict(r) for r in conn.execute(
                 select(executions).where(executions.c.status == ExecutionStatus.RUNNING.value)).mappings()]
 

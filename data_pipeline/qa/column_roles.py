@@ -1,0 +1,164 @@
+"""What each documented column is for, as the offline generator sees it: a measure to sum, a date
+to group by, a category (enum) to group by, a name to show, a soft-delete marker to respect, or
+bookkeeping to leave alone. Decided from types, names, keys and the documented enum values.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from data_pipeline.qa.documents import Column, TableDoc
+from data_pipeline.schema.identifiers import sql_ident
+
+_NUMERIC = re.compile(r"^(numeric|decimal|integer|int|int2|int4|int8|bigint|smallint|real|double precision|"
+                      r"float4|float8|money)\b")
+_TEMPORAL = re.compile(r"^(date|timestamp|timestamptz)\b")
+_TEXT = re.compile(r"^(varchar|character varying|char|character|text|bpchar|citext)\b")
+_AUDIT = re.compile(r"^(version|(create|update|delete|modify|modified|last_update)[ds]?_(ts|time|at|by|date|user)|"
+                    r"(created|updated|deleted|modified)_(ts|time|at|by|date|user)|creator|modifier|gmt_(create|modified))$")
+_SOFT_DELETE_TIMES = {"delete_ts", "deleted_at", "delete_time", "deleted_time", "delete_date", "deleted_date",
+                      "gmt_delete", "deleted_ts"}
+_SOFT_DELETE_FLAGS = {"is_deleted", "deleted", "is_delete", "del_flag", "delete_flag", "is_del"}
+_IDENTIFIER_NAME = re.compile(r"(^id$|_id$|_uuid$|_key$)")
+_CODE_NAME = re.compile(r"(_no|_code|_num|^code)$")
+_LABEL_HINT = ("名称", "名字", "姓名", "标题")
+_CODE_HINT = ("编码", "编号", "代码")
+_CREATED = re.compile(r"^(create|created)_(ts|time|at|date)$|^gmt_create$")
+# Sample values the detail file shortened (50 characters, ending in an ellipsis) match nothing.
+_SHORTENED = ("…", "...")
+
+
+def ident(name: str) -> str:
+    """An identifier as generated SQL writes it: bare when it can be, quoted otherwise."""
+    return sql_ident(name)
+
+
+def table_ref(doc: TableDoc) -> str:
+    if doc.schema == "public":
+        return ident(doc.name)
+    return f"{ident(doc.schema)}.{ident(doc.name)}"
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("\x00", "").replace("'", "''") + "'"
+
+
+def alias(text: str) -> str:
+    """An output column name from a Chinese label: bare when PostgreSQL accepts it, else quoted."""
+    text = re.sub(r"\s+", "", text)[:60] or "值"
+    if re.fullmatch(r"[^\W\d]\w*", text) and not text.isascii():
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def base_type(column: Column) -> str:
+    return column.type.strip().lower()
+
+
+def is_numeric(column: Column) -> bool:
+    return bool(_NUMERIC.match(base_type(column)))
+
+
+def is_temporal(column: Column) -> bool:
+    return bool(_TEMPORAL.match(base_type(column)))
+
+
+def is_text(column: Column) -> bool:
+    return bool(_TEXT.match(base_type(column)))
+
+
+def is_audit(column: Column) -> bool:
+    return bool(_AUDIT.match(column.name.lower())) or is_soft_delete(column)
+
+
+def is_soft_delete(column: Column) -> bool:
+    name = column.name.lower()
+    return name in _SOFT_DELETE_TIMES or name in _SOFT_DELETE_FLAGS
+
+
+def is_key(column: Column) -> bool:
+    return column.primary_key or column.foreign_key or bool(_IDENTIFIER_NAME.search(column.name.lower()))
+
+
+def soft_delete_condition(doc: TableDoc, qualifier: str | None = None) -> str | None:
+    """The condition that keeps only live rows, or None when the table has no soft-delete column."""
+    prefix = f"{qualifier}." if qualifier else ""
+    for column in doc.columns:
+        name = column.name.lower()
+        if name in _SOFT_DELETE_TIMES and is_temporal(column):
+            return f"{prefix}{ident(column.name)} IS NULL"
+        if name in _SOFT_DELETE_FLAGS:
+            if base_type(column) in ("boolean", "bool"):
+                return f"{prefix}{ident(column.name)} IS NOT TRUE"
+            if is_numeric(column):
+                return f"COALESCE({prefix}{ident(column.name)}, 0) = 0"
+    return None
+
+
+@dataclass
+class TableRoles:
+    measures: list[Column]
+    dates: list[Column]
+    categories: list[Column]
+    labels: list[Column]
+    codes: list[Column]
+    created: Column | None
+
+    @property
+    def name_column(self) -> Column | None:
+        """The column that names a row for a reader: a name, else a code."""
+        return (self.labels or self.codes or [None])[0]
+
+
+def table_roles(doc: TableDoc) -> TableRoles:
+    measures, dates, categories, labels, codes, created = [], [], [], [], [], None
+    for column in doc.columns:
+        if _CREATED.match(column.name.lower()) and is_temporal(column):
+            created = column
+        if is_audit(column) or column.primary_key:
+            continue
+        if column.enum_values or base_type(column) in ("boolean", "bool"):
+            categories.append(column)
+        elif is_key(column):
+            continue
+        elif is_temporal(column):
+            dates.append(column)
+        elif is_numeric(column):
+            measures.append(column)
+        elif is_text(column) and (column.name.lower().endswith("_name") or _has(column, _LABEL_HINT)):
+            labels.append(column)
+        elif is_text(column) and (_CODE_NAME.search(column.name.lower()) or _has(column, _CODE_HINT)):
+            codes.append(column)
+    measures.sort(key=_measure_rank)
+    return TableRoles(measures, dates, categories, labels, codes, created)
+
+
+def _measure_rank(column: Column) -> tuple[bool, bool]:
+    """Totals first and amounts before counts (stable): the measures a question asks about first."""
+    name, comment = column.name.lower(), column.comment
+    total = any(w in comment for w in ("总", "合计")) or any(w in name for w in ("total", "sum"))
+    amount = any(w in comment for w in ("金额", "收入", "营收")) or "amount" in name
+    return (not total, not amount)
+
+
+def usable_samples(column: Column, limit: int = 2) -> list[str]:
+    values = [v for v in (column.samples or column.enum_values)
+              if v and len(v) < 50 and not v.endswith(_SHORTENED) and "\n" not in v]
+    return values[:limit]
+
+
+def sample_literal(column: Column, value: str) -> str:
+    if is_numeric(column) and re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return value
+    return literal(value)
+
+
+def subject(doc: TableDoc) -> str:
+    """How a question names the table's rows: its Chinese name without the trailing 表 and notes."""
+    name = re.sub(r"[（(].*?[）)]", "", doc.chinese_name or "").strip()
+    name = re.sub(r"(信息|数据)?表$", lambda m: m.group(1) or "", name).strip()
+    return name or doc.name
+
+
+def _has(column: Column, hints: tuple[str, ...]) -> bool:
+    return any(hint in column.comment for hint in hints)

@@ -1,0 +1,290 @@
+"""Question/SQL templates of the offline generator, for one anchor table and its foreign keys.
+
+Counts, group-by on enum columns, sums and averages by date, top-N, joins along foreign keys
+(one and two hops, and from the referenced side), filters on documented sample values; every
+query keeps only live rows where the table has a soft-delete column. Questions are phrased from
+the documented Chinese names. The candidates come out interleaved by kind, so that the first N
+cover as many kinds as the table allows; the caller EXPLAINs them and keeps the first N valid.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import zip_longest
+
+from data_pipeline.qa.column_roles import (alias, ident, is_temporal, sample_literal, soft_delete_condition,
+                                           subject, table_ref, table_roles, usable_samples)
+from data_pipeline.qa.documents import Column, ForeignKey, TableDoc
+
+PER_KIND = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    question: str
+    sql: str
+    kind: str
+
+
+def table_candidates(doc: TableDoc, docs: dict[tuple[str, str], TableDoc]) -> list[Candidate]:
+    """Every candidate for `doc`, interleaved by kind; joins only to tables in `docs`."""
+    kinds = _SingleTable(doc).kinds() + _Joins(doc, docs).kinds()
+    interleaved = [c for group in zip_longest(*[k[:PER_KIND] for k in kinds]) for c in group if c is not None]
+    unique, seen = [], set()
+    for candidate in interleaved:
+        if candidate.sql not in seen:
+            seen.add(candidate.sql)
+            unique.append(candidate)
+    return unique
+
+
+def _where(*conditions: str | None) -> str:
+    present = [c for c in conditions if c]
+    return f" WHERE {' AND '.join(present)}" if present else ""
+
+
+def _day(column: Column, qualifier: str = "") -> str:
+    """The column as a day: dates as they are, timestamps cast to date."""
+    name = f"{qualifier}{ident(column.name)}"
+    return name if column.type.lower().startswith("date") else f"CAST({name} AS date)"
+
+
+class _SingleTable:
+    def __init__(self, doc: TableDoc):
+        self.doc = doc
+        self.table = table_ref(doc)
+        self.live = soft_delete_condition(doc)
+        self.roles = table_roles(doc)
+        self.subject = subject(doc)
+
+    def kinds(self) -> list[list[Candidate]]:
+        r = self.roles
+        measures, dates, categories = r.measures[:3], r.dates[:2], r.categories[:3]
+        names = (r.labels + r.codes)[:3]
+        first_measure = measures[0] if measures else None
+        time_column = dates[0] if dates else r.created
+        filterable = [c for c in categories + names + dates if usable_samples(c)]
+        return [
+            [self._count()],
+            [self._count_by(c) for c in categories],
+            [self._sum_by(c, first_measure) for c in categories] if first_measure else [],
+            [self._daily_sum(d, m) for d in dates[:1] for m in measures[:3]],
+            [self._top_groups(n, m) for n in names[:1] for m in measures[:3]],
+            [self._top_rows(m) for m in measures],
+            [self._filter_rows(c, v) for c in filterable for v in usable_samples(c, 1)],
+            [self._monthly(d, m) for d in dates[:1] for m in measures[:2]],
+            [self._distinct_count(c) for c in names + categories],
+            [self._date_range(d) for d in ([time_column] if time_column else [])],
+            [self._latest_rows(time_column)] if time_column else [],
+            [self._filter_count(c, usable_samples(c, 2)[-1]) for c in filterable],
+            [self._filter_sum(c, v, first_measure) for c in filterable for v in usable_samples(c, 1)]
+            if first_measure else [],
+            [self._latest_day_average(d, m) for d in dates[:1] for m in measures[:2]],
+            [self._values_of(c) for c in categories],
+            [self._average_by(n, m) for n in names[:1] for m in measures[:2]],
+            [self._missing(c) for c in (names + categories + measures)[:3] if not c.not_null],
+        ]
+
+    def _display_columns(self, shown: Column | None = None) -> str:
+        r = self.roles
+        columns = [c for c in [r.name_column, *r.categories[:1], *r.dates[:1], *r.measures[:2]] if c is not None]
+        if shown is not None and shown not in columns:
+            columns.append(shown)
+        if not columns:
+            columns = [c for c in self.doc.columns if not c.primary_key][:5] or self.doc.columns[:5]
+        return ", ".join(f"{ident(c.name)} AS {alias(c.label)}" for c in columns)
+
+    def _count(self) -> Candidate:
+        return Candidate(f"{self.subject}共有多少条记录？",
+                         f"SELECT COUNT(*) AS 记录数 FROM {self.table}{_where(self.live)};", "count")
+
+    def _count_by(self, c: Column) -> Candidate:
+        return Candidate(f"按{c.label}统计{self.subject}的记录数",
+                         f"SELECT {ident(c.name)} AS {alias(c.label)}, COUNT(*) AS 记录数 FROM {self.table}"
+                         f"{_where(self.live)} GROUP BY {ident(c.name)} ORDER BY 记录数 DESC;", "count_by_enum")
+
+    def _sum_by(self, c: Column, m: Column) -> Candidate:
+        return Candidate(f"各{c.label}的{m.label}合计分别是多少？",
+                         f"SELECT {ident(c.name)} AS {alias(c.label)}, SUM({ident(m.name)}) AS {alias(m.label + '合计')} "
+                         f"FROM {self.table}{_where(self.live)} GROUP BY {ident(c.name)} ORDER BY 2 DESC NULLS LAST;",
+                         "sum_by_enum")
+
+    def _daily_sum(self, d: Column, m: Column) -> Candidate:
+        return Candidate(f"按{d.label}统计每天的{m.label}合计",
+                         f"SELECT {_day(d)} AS {alias(d.label)}, SUM({ident(m.name)}) AS {alias(m.label + '合计')} "
+                         f"FROM {self.table}{_where(self.live)} GROUP BY 1 ORDER BY 1;", "sum_by_date")
+
+    def _monthly(self, d: Column, m: Column) -> Candidate:
+        return Candidate(f"按{d.label}所在月份统计{m.label}的合计与平均值",
+                         f"SELECT CAST(date_trunc('month', {ident(d.name)}) AS date) AS 月份, "
+                         f"SUM({ident(m.name)}) AS {alias(m.label + '合计')}, "
+                         f"ROUND(CAST(AVG({ident(m.name)}) AS numeric), 2) AS {alias('平均' + m.label)} "
+                         f"FROM {self.table}{_where(self.live)} GROUP BY 1 ORDER BY 1;", "avg_by_month")
+
+    def _latest_day_average(self, d: Column, m: Column) -> Candidate:
+        latest = f"(SELECT MAX({ident(d.name)}) FROM {self.table}{_where(self.live)})"
+        return Candidate(f"最近一个{d.label}的平均{m.label}是多少？",
+                         f"SELECT ROUND(CAST(AVG({ident(m.name)}) AS numeric), 2) AS {alias('平均' + m.label)} "
+                         f"FROM {self.table}{_where(f'{ident(d.name)} = {latest}', self.live)};", "avg_latest_date")
+
+    def _top_groups(self, n: Column, m: Column) -> Candidate:
+        return Candidate(f"{m.label}合计最高的前10个{n.label}是哪些？",
+                         f"SELECT {ident(n.name)} AS {alias(n.label)}, SUM({ident(m.name)}) AS {alias(m.label + '合计')} "
+                         f"FROM {self.table}{_where(self.live)} GROUP BY {ident(n.name)} "
+                         f"ORDER BY 2 DESC NULLS LAST LIMIT 10;", "top_groups")
+
+    def _average_by(self, n: Column, m: Column) -> Candidate:
+        return Candidate(f"各{n.label}的平均{m.label}是多少？",
+                         f"SELECT {ident(n.name)} AS {alias(n.label)}, "
+                         f"ROUND(CAST(AVG({ident(m.name)}) AS numeric), 2) AS {alias('平均' + m.label)} "
+                         f"FROM {self.table}{_where(self.live)} GROUP BY {ident(n.name)} ORDER BY 2 DESC NULLS LAST;",
+                         "avg_by_name")
+
+    def _top_rows(self, m: Column) -> Candidate:
+        return Candidate(f"{m.label}最高的10条{self.subject}记录",
+                         f"SELECT {self._display_columns(m)} FROM {self.table}{_where(self.live)} "
+                         f"ORDER BY {ident(m.name)} DESC NULLS LAST LIMIT 10;", "top_rows")
+
+    def _filter_rows(self, c: Column, value: str) -> Candidate:
+        condition = self._equals(c, value)
+        return Candidate(f"查询{c.label}为“{value}”的{self.subject}记录",
+                         f"SELECT {self._display_columns()} FROM {self.table}{_where(condition, self.live)} LIMIT 100;",
+                         "filter_rows")
+
+    def _filter_count(self, c: Column, value: str) -> Candidate:
+        return Candidate(f"{c.label}为“{value}”的{self.subject}记录有多少条？",
+                         f"SELECT COUNT(*) AS 记录数 FROM {self.table}{_where(self._equals(c, value), self.live)};",
+                         "filter_count")
+
+    def _filter_sum(self, c: Column, value: str, m: Column) -> Candidate:
+        return Candidate(f"{c.label}为“{value}”时，{m.label}合计是多少？",
+                         f"SELECT SUM({ident(m.name)}) AS {alias(m.label + '合计')} FROM {self.table}"
+                         f"{_where(self._equals(c, value), self.live)};", "filter_sum")
+
+    def _equals(self, c: Column, value: str) -> str:
+        if is_temporal(c):
+            return f"{_day(c)} = {sample_literal(c, value[:10])}"
+        return f"{ident(c.name)} = {sample_literal(c, value)}"
+
+    def _distinct_count(self, c: Column) -> Candidate:
+        return Candidate(f"{self.subject}中共有多少个不同的{c.label}？",
+                         f"SELECT COUNT(DISTINCT {ident(c.name)}) AS {alias(c.label + '数量')} FROM {self.table}"
+                         f"{_where(self.live)};", "distinct_count")
+
+    def _date_range(self, d: Column) -> Candidate:
+        return Candidate(f"{self.subject}的{d.label}最早和最晚分别是什么时候？",
+                         f"SELECT MIN({ident(d.name)}) AS {alias('最早' + d.label)}, "
+                         f"MAX({ident(d.name)}) AS {alias('最晚' + d.label)} FROM {self.table}{_where(self.live)};",
+                         "date_range")
+
+    def _latest_rows(self, d: Column) -> Candidate:
+        return Candidate(f"按{d.label}列出最新的10条{self.subject}记录",
+                         f"SELECT {self._display_columns()} FROM {self.table}{_where(self.live)} "
+                         f"ORDER BY {ident(d.name)} DESC NULLS LAST LIMIT 10;", "latest_rows")
+
+    def _values_of(self, c: Column) -> Candidate:
+        return Candidate(f"{self.subject}中的{c.label}有哪些取值？",
+                         f"SELECT DISTINCT {ident(c.name)} AS {alias(c.label)} FROM {self.table}{_where(self.live)} "
+                         f"ORDER BY 1;", "enum_values")
+
+    def _missing(self, c: Column) -> Candidate:
+        return Candidate(f"{self.subject}中{c.label}为空的记录有多少条？",
+                         f"SELECT COUNT(*) AS 记录数 FROM {self.table}"
+                         f"{_where(f'{ident(c.name)} IS NULL', self.live)};", "missing_values")
+
+
+class _Joins:
+    """Templates along the anchor's foreign keys (to its parents and grandparents) and from the
+    tables that reference it."""
+
+    def __init__(self, doc: TableDoc, docs: dict[tuple[str, str], TableDoc]):
+        self.doc = doc
+        self.docs = docs
+        self.roles = table_roles(doc)
+        self.subject = subject(doc)
+
+    def kinds(self) -> list[list[Candidate]]:
+        counts, sums, by_category, filters, two_hops, referenced = [], [], [], [], [], []
+        for fk, parent in self._parents(self.doc):
+            label = table_roles(parent).name_column
+            if label is None:
+                continue
+            join = f"FROM {table_ref(self.doc)} t JOIN {table_ref(parent)} p ON {_on(fk, 't', 'p')}"
+            live = (soft_delete_condition(self.doc, "t"), soft_delete_condition(parent, "p"))
+            counts.append(self._count_by_parent(join, live, label))
+            sums += [self._sum_by_parent(join, live, label, m) for m in self.roles.measures[:2]]
+            by_category += [self._count_by_parent_category(join, live, parent, c)
+                            for c in table_roles(parent).categories[:1]]
+            filters += [self._filter_by_parent(join, live, label, v) for v in usable_samples(label, 1)]
+            for fk2, grandparent in self._parents(parent):
+                top = table_roles(grandparent).name_column
+                if top is not None and grandparent.key != self.doc.key:
+                    two_hops.append(self._two_hops(fk, parent, fk2, grandparent, top))
+        referenced = self._referenced_by()
+        return [counts, sums, by_category, filters, two_hops, referenced]
+
+    def _parents(self, doc: TableDoc):
+        for fk in doc.foreign_keys:
+            parent = self.docs.get((fk.target.qualified_schema, fk.target.name))
+            if parent is not None and all(parent.column(c) for c in fk.target_columns):
+                yield fk, parent
+
+    def _count_by_parent(self, join: str, live, label: Column) -> Candidate:
+        return Candidate(f"各{label.label}对应的{self.subject}记录有多少条？",
+                         f"SELECT p.{ident(label.name)} AS {alias(label.label)}, COUNT(*) AS 记录数 {join}"
+                         f"{_where(*live)} GROUP BY p.{ident(label.name)} ORDER BY 记录数 DESC LIMIT 20;",
+                         "join_count")
+
+    def _sum_by_parent(self, join: str, live, label: Column, m: Column) -> Candidate:
+        return Candidate(f"按{label.label}汇总{m.label}，合计最高的前10个是哪些？",
+                         f"SELECT p.{ident(label.name)} AS {alias(label.label)}, "
+                         f"SUM(t.{ident(m.name)}) AS {alias(m.label + '合计')} {join}{_where(*live)} "
+                         f"GROUP BY p.{ident(label.name)} ORDER BY 2 DESC NULLS LAST LIMIT 10;", "join_sum")
+
+    def _count_by_parent_category(self, join: str, live, parent: TableDoc, c: Column) -> Candidate:
+        return Candidate(f"按{subject(parent)}的{c.label}统计{self.subject}记录数",
+                         f"SELECT p.{ident(c.name)} AS {alias(c.label)}, COUNT(*) AS 记录数 {join}{_where(*live)} "
+                         f"GROUP BY p.{ident(c.name)} ORDER BY 记录数 DESC;", "join_category")
+
+    def _filter_by_parent(self, join: str, live, label: Column, value: str) -> Candidate:
+        condition = f"p.{ident(label.name)} = {sample_literal(label, value)}"
+        return Candidate(f"{label.label}为“{value}”的{self.subject}记录有多少条？",
+                         f"SELECT COUNT(*) AS 记录数 {join}{_where(condition, *live)};", "join_filter")
+
+    def _two_hops(self, fk: ForeignKey, parent: TableDoc, fk2: ForeignKey, grandparent: TableDoc,
+                  top: Column) -> Candidate:
+        joins = (f"FROM {table_ref(self.doc)} t JOIN {table_ref(parent)} p ON {_on(fk, 't', 'p')} "
+                 f"JOIN {table_ref(grandparent)} g ON {_on(fk2, 'p', 'g')}")
+        live = (soft_delete_condition(self.doc, "t"), soft_delete_condition(parent, "p"),
+                soft_delete_condition(grandparent, "g"))
+        measure = self.roles.measures[0] if self.roles.measures else None
+        if measure is None:
+            return Candidate(f"按{top.label}统计{self.subject}的记录数",
+                             f"SELECT g.{ident(top.name)} AS {alias(top.label)}, COUNT(*) AS 记录数 {joins}"
+                             f"{_where(*live)} GROUP BY g.{ident(top.name)} ORDER BY 记录数 DESC;", "join_two_hops")
+        return Candidate(f"各{top.label}的{measure.label}合计是多少？",
+                         f"SELECT g.{ident(top.name)} AS {alias(top.label)}, "
+                         f"SUM(t.{ident(measure.name)}) AS {alias(measure.label + '合计')} {joins}{_where(*live)} "
+                         f"GROUP BY g.{ident(top.name)} ORDER BY 2 DESC NULLS LAST;", "join_two_hops")
+
+    def _referenced_by(self) -> list[Candidate]:
+        label = self.roles.name_column
+        if label is None:
+            return []
+        found = []
+        for child in self.docs.values():
+            for fk in child.foreign_keys:
+                if (fk.target.qualified_schema, fk.target.name) != self.doc.key or child.key == self.doc.key:
+                    continue
+                child_live = soft_delete_condition(child, "c")
+                on = _on(fk, "c", "p") + (f" AND {child_live}" if child_live else "")
+                found.append(Candidate(
+                    f"每个{label.label}分别有多少条{subject(child)}记录？",
+                    f"SELECT p.{ident(label.name)} AS {alias(label.label)}, COUNT(c.{ident(fk.columns[0])}) AS 记录数 "
+                    f"FROM {table_ref(self.doc)} p LEFT JOIN {table_ref(child)} c ON {on}"
+                    f"{_where(soft_delete_condition(self.doc, 'p'))} GROUP BY p.{ident(label.name)} "
+                    f"ORDER BY 记录数 DESC;", "referenced_count"))
+        return found
+
+
+def _on(fk: ForeignKey, child: str, parent: str) -> str:
+    return " AND ".join(f"{child}.{ident(a)} = {parent}.{ident(b)}" for a, b in zip(fk.columns, fk.target_columns))

@@ -1,0 +1,203 @@
+"""Step 1, ddl_generation: `<stem>.ddl` and `<stem>_detail.md` for every listed table.
+
+The catalogs are read once for all tables; then the tables are documented concurrently (up to
+LLM_CONCURRENCY with an LLM, a small pool offline) on at most DB_CONNECTIONS connections. A bad
+name, an unknown table or a table that fails is reported in `errors` and the others go on; the
+step fails only when no table could be documented. An LLM failure is not a table failure: the
+table is documented from the database's comments and the failure is reported.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import psycopg
+
+from data_pipeline.db.connection import connect, scrub
+from data_pipeline.errors import DatabaseError, PipelineError, StepFailed
+from data_pipeline.schema import introspection, sampling
+from data_pipeline.schema.comments import document_comments
+from data_pipeline.schema.model import TableInfo
+from data_pipeline.schema.render import render_ddl, render_filename_mapping, render_md
+from data_pipeline.steps.context import StepContext
+from data_pipeline.table_list import TableName, parse_table_name
+from data_pipeline.task_dir import write_text_atomic
+
+logger = logging.getLogger("DDLGenerator")
+
+DB_CONNECTIONS = 4
+OFFLINE_WORKERS = 4
+MAPPING_FILE = "filename_mapping.txt"
+
+
+class _ConnectionPool:
+    """At most `size` connections to the business database, opened on demand, reused, read-only."""
+
+    def __init__(self, url: str, size: int, statement_timeout_ms: int):
+        self._url = url
+        self._timeout_ms = statement_timeout_ms
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._opened: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self):
+        with self._slots:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = connect(self._url)
+                with self._lock:
+                    self._opened.append(conn)
+                introspection.prepare_session(conn, self._timeout_ms)
+            try:
+                yield conn
+            finally:
+                if not conn.closed and not conn.broken:
+                    self._idle.put(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+
+
+class _Documented(NamedTuple):
+    table: str               # schema-qualified name, as in the mapping file
+    files: list[str]
+    llm_comments: bool
+
+
+def run(ctx: StepContext) -> dict:
+    started = time.monotonic()
+    names, errors = _parse_names(ctx.tables)
+    total = len(names) + len(errors)
+    if total == 0:
+        raise StepFailed("表清单为空，没有需要生成DDL的表")
+    llm = ctx.llm
+    usage_before = llm.usage_summary() if llm else None
+    workers = ctx.settings.llm_concurrency if llm else OFFLINE_WORKERS
+    pool = _ConnectionPool(ctx.db_url, min(DB_CONNECTIONS, workers), ctx.settings.sql_statement_timeout_ms)
+    logger.info("开始生成DDL/MD: %d 个表, %s, 并发 %d", total,
+                "使用LLM生成注释" if llm else "离线模式（数据库注释+命名词典）", workers)
+    try:
+        catalog = _load_catalog(pool, list(names.values()), ctx.db_url)
+        found = {key: catalog[key] for key in names if key in catalog}   # in the list's order
+        for key, name in names.items():
+            if key not in found:
+                errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
+        ctx.report_progress(total - len(found), total, "tables")
+        documented = _document_all(ctx, pool, found, workers, errors, total)
+    finally:
+        pool.close()
+
+    mapping = [(documented[key].table, documented[key].files) for key in names if key in documented]
+    if mapping:
+        write_text_atomic(ctx.task_dir / MAPPING_FILE, render_filename_mapping(mapping))
+    failed = total - len(documented)
+    result = {
+        "total_tables": total,
+        "processed_successfully": len(documented),
+        "failed": failed,
+        "files_generated": 2 * len(documented) + (1 if mapping else 0),
+        "duration": round(time.monotonic() - started, 3),
+        "errors": errors,
+        "llm_comment_tables": sum(1 for d in documented.values() if d.llm_comments),
+    }
+    if llm is not None:
+        after = llm.usage_summary()
+        result["llm_usage"] = {key: after[key] - usage_before[key] for key in after}
+    logger.info("DDL/MD生成完成: 成功 %d, 失败 %d, 用时 %.1fs%s", len(documented), failed, result["duration"],
+                f", LLM用量 {result['llm_usage']}" if llm is not None else "")
+    if not documented:
+        shown = "; ".join(f"{e['table']}: {e['error']}" for e in errors[:10])
+        raise StepFailed(f"所有表都生成失败（{failed}个）: {shown}")
+    return result
+
+
+def _parse_names(entries) -> tuple[dict[tuple[str, str], TableName], list[dict]]:
+    """Names by (schema, table), duplicates dropped; entries that are not names become errors."""
+    names: dict[tuple[str, str], TableName] = {}
+    errors: list[dict] = []
+    for entry in entries:
+        try:
+            name = entry if isinstance(entry, TableName) else parse_table_name(entry)
+        except ValueError as reason:
+            errors.append({"table": entry, "error": f"无效的表名: {reason}"})
+            continue
+        names.setdefault((name.qualified_schema, name.name), name)
+    return names, errors
+
+
+def _load_catalog(pool: _ConnectionPool, names: list[TableName], db_url: str) -> dict[tuple[str, str], TableInfo]:
+    try:
+        with pool.connection() as conn:
+            return introspection.load_tables(conn, names)
+    except DatabaseError as exc:
+        raise StepFailed(exc.details, error_code=exc.error_code) from None
+    except psycopg.Error as exc:
+        raise StepFailed(f"读取数据库目录失败: {scrub(str(exc), db_url)}") from None
+
+
+def _document_all(ctx: StepContext, pool: _ConnectionPool, found: dict[tuple[str, str], TableInfo],
+                  workers: int, errors: list[dict], total: int) -> dict[tuple[str, str], _Documented]:
+    stems = _unique_stems(list(found.values()))
+    documented: dict[tuple[str, str], _Documented] = {}
+    done = total - len(found)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ddl") as executor:
+        futures = {executor.submit(_document_table, ctx, pool, table, stems[key]): key
+                   for key, table in found.items()}
+        for future in as_completed(futures):
+            key = futures[future]
+            table = found[key]
+            try:
+                files, llm_error = future.result()
+            except Exception as exc:  # one table's failure is reported, the others go on
+                expected = isinstance(exc, (PipelineError, psycopg.Error))
+                message = exc.details if isinstance(exc, PipelineError) else scrub(
+                    f"{type(exc).__name__}: {str(exc).strip()}", ctx.db_url)
+                logger.error("表 %s 生成失败: %s", table.full_name, message, exc_info=not expected)
+                errors.append({"table": table.full_name, "error": message})
+            else:
+                documented[key] = _Documented(table.full_name, files, ctx.llm is not None and llm_error is None)
+                if llm_error:
+                    errors.append({"table": table.full_name,
+                                   "error": f"LLM注释生成失败（已改用数据库注释与命名词典）: {llm_error}"})
+            done += 1
+            ctx.report_progress(done, total, "tables")
+    return documented
+
+
+def _document_table(ctx: StepContext, pool: _ConnectionPool, table: TableInfo,
+                    stem: str) -> tuple[list[str], str | None]:
+    """Sample, comment, render and write one table: its file names and the LLM's failure, if any."""
+    with pool.connection() as conn:
+        sampling.measure(conn, table)
+    comments, llm_error = document_comments(table, ctx.business_context, ctx.llm, logger)
+    files = [f"{stem}.ddl", f"{stem}_detail.md"]
+    write_text_atomic(ctx.task_dir / files[0], render_ddl(table, comments))
+    write_text_atomic(ctx.task_dir / files[1], render_md(table, comments))
+    logger.info("表 %s 已生成: %d 列, %s 行%s", table.full_name, len(table.columns),
+                table.row_count if table.row_count is not None else "?",
+                "" if table.row_count_exact else "（估算）")
+    return files, llm_error
+
+
+def _unique_stems(tables: list[TableInfo]) -> dict[tuple[str, str], str]:
+    """File stems per table; two names that clean up to the same stem get `_2`, `_3`... suffixes."""
+    stems, used = {}, set()
+    for table in tables:
+        stem, n = table.file_stem, 1
+        while stem.lower() in used:
+            n += 1
+            stem = f"{table.file_stem}_{n}"
+        used.add(stem.lower())
+        stems[(table.schema, table.name)] = stem
+    return stems

@@ -1,0 +1,107 @@
+"""Step 2, qa_generation: business themes and question/SQL pairs from the task's DDL/MD files.
+
+With an LLM (ctx.llm) the LLM generator runs; without one the offline generator builds the same
+files from the schema alone and keeps only SQL that passes EXPLAIN on the task's database.
+Writes `qs_<db>_<ts>_pair.json`, `metadata.txt`, `metadata_detail.md` and
+`db_query_decision_prompt.txt`; the returned dict becomes `qa_generation_result.json`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from data_pipeline.errors import LLMError, StepFailed
+from data_pipeline.qa.checkpoint import ThemeCheckpoint
+from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables, load_table_documents
+from data_pipeline.qa.llm_generator import LLMQAGenerator
+from data_pipeline.qa.model import BusinessScope, QAPair, Theme
+from data_pipeline.qa.offline import generate_offline, offline_scope
+from data_pipeline.qa.writers import pair_file_name, write_outputs
+from data_pipeline.steps.context import StepContext
+from data_pipeline.validation.explain_validator import SQLValidator
+
+MIN_OFFLINE_PAIRS_PER_TABLE = 10
+
+
+def run(ctx: StepContext) -> dict:
+    started_at, started = datetime.now(), time.perf_counter()
+    docs = _documents(ctx)
+    settings = ctx.settings
+    ctx.logger.info("开始生成问答对：%d 个表，%s", len(docs), "使用LLM" if ctx.llm else "离线模板（未配置LLM）")
+
+    failed_themes: list[str] = []
+    duplicates_removed = 0
+    if ctx.llm is None:
+        themes, pairs, scope = _offline(ctx, docs)
+    else:
+        checkpoint = ThemeCheckpoint(ctx.task_dir, {
+            "tables": [doc.table.full_name for doc in docs], "theme_count": settings.qa_theme_count,
+            "pairs_per_theme": settings.qa_pairs_per_theme, "business_context": ctx.business_context,
+            "model": ctx.llm.model})
+        generator = LLMQAGenerator(
+            ctx.llm, docs, business_context=ctx.business_context, db_name=ctx.db_name,
+            theme_count=settings.qa_theme_count, pairs_per_theme=settings.qa_pairs_per_theme,
+            concurrency=settings.llm_concurrency, checkpoint=checkpoint,
+            logger=logging.getLogger("QAGenerator"), progress=ctx.report_progress)
+        try:
+            result = generator.generate()
+        except LLMError as exc:
+            raise StepFailed(f"业务主题提取失败: {exc.details}") from None
+        themes, pairs, scope = result.themes, result.pairs, result.scope
+        failed_themes, duplicates_removed = result.failed_themes, result.duplicates_removed
+        if not pairs:
+            raise StepFailed(f"所有主题的问答对生成都失败了: {'、'.join(failed_themes)}（已完成的中间结果会在重新执行时复用）")
+        if not failed_themes:
+            checkpoint.clear()
+
+    output_file = pair_file_name(ctx.db_name, started_at)
+    write_outputs(ctx.task_dir, pair_file=output_file, pairs=pairs, themes=_successful(themes, failed_themes),
+                  scope=scope, db_name=ctx.db_name, business_context=ctx.business_context, when=started_at)
+    duration = time.perf_counter() - started
+    ctx.logger.info("问答对生成完成: %d 个主题，%d 个问答对，输出 %s", len(themes) - len(failed_themes), len(pairs),
+                    output_file)
+    if failed_themes:
+        ctx.logger.warning("以下主题生成失败: %s", "、".join(failed_themes))
+    return {
+        "output_file": output_file,
+        "total_questions": len(pairs),
+        "total_themes": len(themes),
+        "successful_themes": len(themes) - len(failed_themes),
+        "failed_themes": failed_themes,
+        "duration": duration,
+        "generator": "offline" if ctx.llm is None else "llm",
+        "duplicates_removed": duplicates_removed,
+    }
+
+
+def _documents(ctx: StepContext) -> list[TableDoc]:
+    try:
+        tables = [as_table_name(name) for name in ctx.tables] if ctx.tables else discover_tables(ctx.task_dir)
+    except ValueError as exc:
+        raise StepFailed(f"表名无效: {exc}") from None
+    try:
+        docs, missing = load_table_documents(ctx.task_dir, tables)
+    except ValueError as exc:
+        raise StepFailed(f"表结构文件无法解析: {exc}") from None
+    if missing:
+        raise StepFailed(f"以下表缺少DDL/MD文件，请先执行 ddl_generation 或上传: {', '.join(missing)}")
+    if not docs:
+        raise StepFailed("任务目录中没有表结构文件（*.ddl / *_detail.md）")
+    return docs
+
+
+def _offline(ctx: StepContext, docs: list[TableDoc]) -> tuple[list[Theme], list[QAPair], BusinessScope]:
+    settings = ctx.settings
+    with SQLValidator(ctx.db_url, concurrency=settings.sql_validation_concurrency,
+                      statement_timeout_ms=settings.sql_statement_timeout_ms,
+                      logger=logging.getLogger("SQLValidator")) as validator:
+        result = generate_offline(docs, validator,
+                                  per_table=max(MIN_OFFLINE_PAIRS_PER_TABLE, settings.qa_pairs_per_theme),
+                                  logger=logging.getLogger("QAGenerator"), progress=ctx.report_progress)
+    return result.themes, result.pairs, offline_scope(docs, ctx.business_context)
+
+
+def _successful(themes: list[Theme], failed: list[str]) -> list[Theme]:
+    return [theme for theme in themes if theme.topic_name not in set(failed)]
+

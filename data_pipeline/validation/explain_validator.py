@@ -1,0 +1,186 @@
+"""Checks SQL against a business database with EXPLAIN: never ANALYZE, never executing the query.
+
+Every check first passes `check_statement` (one read-only query, decided without the database),
+then runs `EXPLAIN <sql>` inside a READ ONLY transaction with `SET LOCAL statement_timeout`,
+which is always rolled back. Connections come from a pool; at most `concurrency` checks run at
+once. A connection that breaks is retried on a fresh one; when the database itself is gone the
+whole run stops with DatabaseError (DATABASE_CONNECTION_ERROR) instead of failing every SQL.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Callable, Sequence
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connect, mask_url, scrub
+from data_pipeline.errors import DatabaseError
+from data_pipeline.validation.outcome import ErrorClass, ValidationOutcome, classify_sqlstate
+from data_pipeline.validation.statement_check import check_statement
+
+# SQLSTATEs that mean the connection or the server went away, not that the SQL is wrong.
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+class DatabaseUnavailable(Exception):
+    """A check could not reach the database (after retries); the run must stop."""
+
+
+class SQLValidator:
+    """EXPLAIN-checks SQL on pooled read-only connections. Use as a context manager."""
+
+    def __init__(self, db_url: str, *, concurrency: int = 8, statement_timeout_ms: int = 30_000,
+                 max_retries: int = 3, connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
+                 logger: logging.Logger | None = None):
+        self.db_url = db_url
+        self.concurrency = concurrency
+        self.statement_timeout_ms = statement_timeout_ms
+        self.max_retries = max_retries
+        self.connect_timeout = connect_timeout
+        self.logger = logger or logging.getLogger("SQLValidator")
+        self.retries = 0
+        self._retries_lock = threading.Lock()
+        self._pool: ConnectionPool | None = None
+
+    def __enter__(self) -> "SQLValidator":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        # A direct connection first: its error says why (refused, bad password, no database).
+        connect(self.db_url, connect_timeout=self.connect_timeout).close()
+        self._pool = ConnectionPool(
+            self.db_url, min_size=self.concurrency, max_size=self.concurrency, open=False,
+            name="sql_validation", timeout=self.connect_timeout * 2, reconnect_timeout=self.connect_timeout * 2,
+            # autocommit: the transaction is opened explicitly (BEGIN READ ONLY) per check.
+            # No server-side prepared statements: every EXPLAIN is different anyway.
+            kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": self.connect_timeout,
+                    "application_name": "data_pipeline_sql_validation"})
+        try:
+            self._pool.open(wait=True, timeout=self.connect_timeout * 2)
+        except PoolTimeout:
+            self._pool.close()
+            self._pool = None
+            raise DatabaseError(f"无法连接数据库 {mask_url(self.db_url)}: 连接池建立超时") from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def validate(self, sql: str) -> ValidationOutcome:
+        """One SQL's outcome; DatabaseError if the database cannot be reached at all."""
+        try:
+            return self._validate(sql)
+        except DatabaseUnavailable as exc:
+            raise DatabaseError(f"数据库 {mask_url(self.db_url)} 不可用，SQL验证中止: {exc}") from None
+
+    def validate_many(self, sqls: Sequence[str],
+                      on_done: Callable[[int, ValidationOutcome], None] | None = None) -> list[ValidationOutcome]:
+        """Outcomes in input order. `on_done(index, outcome)` is called as each check finishes."""
+        outcomes: list[ValidationOutcome | None] = [None] * len(sqls)
+        stop = threading.Event()
+
+        def work(index: int) -> None:
+            if stop.is_set():
+                return
+            outcomes[index] = self._validate(sqls[index])
+            if on_done is not None:
+                on_done(index, outcomes[index])
+
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sql-validate") as executor:
+            futures = [executor.submit(work, index) for index in range(len(sqls))]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failure = next((f.exception() for f in done if f.exception() is not None), None)
+            if failure is not None:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+        if isinstance(failure, DatabaseUnavailable):
+            raise DatabaseError(f"数据库 {mask_url(self.db_url)} 不可用，SQL验证中止: {failure}") from None
+        if failure is not None:
+            raise failure
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _validate(self, sql: str) -> ValidationOutcome:
+        started = time.perf_counter()
+        checked = check_statement(sql)
+        if not checked.ok:
+            return ValidationOutcome.failed(checked.error_class, checked.error, seconds=time.perf_counter() - started)
+        if self._pool is None:
+            raise RuntimeError("SQLValidator is not open")
+        attempt = 0
+        while True:
+            try:
+                self._explain(sql)
+                return ValidationOutcome.ok(time.perf_counter() - started, retries=attempt)
+            except psycopg.errors.QueryCanceled:
+                return ValidationOutcome.failed(
+                    ErrorClass.TIMEOUT, f"EXPLAIN超时（超过{self.statement_timeout_ms}毫秒），查询规划耗时过长",
+                    sqlstate="57014", seconds=time.perf_counter() - started, retries=attempt)
+            except (psycopg.Error, PoolTimeout) as exc:
+                if not _is_connection_problem(exc):
+                    return ValidationOutcome.failed(
+                        classify_sqlstate(exc.sqlstate), _database_message(exc, self.db_url), sqlstate=exc.sqlstate,
+                        seconds=time.perf_counter() - started, retries=attempt)
+                attempt += 1
+                self._count_retry()
+                reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                               self.db_url)
+                if attempt > self.max_retries or not self._database_reachable():
+                    raise DatabaseUnavailable(reason) from None
+                self.logger.warning("数据库连接中断，重试SQL验证 (%d/%d): %s", attempt, self.max_retries, reason)
+                time.sleep(0.1 * 2 ** (attempt - 1))
+
+    def _explain(self, sql: str) -> None:
+        assert self._pool is not None
+        # The pool discards a connection that comes back broken and opens a new one.
+        with self._pool.connection() as conn:
+            try:
+                # BEGIN, SET LOCAL and EXPLAIN go out together in pipeline mode. The timeout is an
+                # integer we own; the SQL has passed check_statement.
+                with conn.pipeline():
+                    conn.execute("BEGIN READ ONLY")
+                    conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+                    conn.execute("EXPLAIN " + sql)
+            finally:
+                # Nothing was written, but nothing is kept either: end the transaction either way.
+                if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+
+    def _database_reachable(self) -> bool:
+        try:
+            with psycopg.connect(self.db_url, connect_timeout=self.connect_timeout, autocommit=True) as probe:
+                probe.execute("select 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def _count_retry(self) -> None:
+        with self._retries_lock:
+            self.retries += 1
+
+
+def _is_connection_problem(exc: Exception) -> bool:
+    if isinstance(exc, PoolTimeout):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate is None:
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+    return sqlstate.startswith(_CONNECTION_SQLSTATES)
+
+
+def _database_message(exc: psycopg.Error, url: str) -> str:
+    diag = exc.diag
+    message = diag.message_primary or str(exc).strip().splitlines()[0]
+    if diag.message_hint:
+        message += f"（提示: {diag.message_hint}）"
+    return scrub(message, url)

@@ -1,0 +1,179 @@
+"""qa_generation without an LLM, on real databases: the demo database documented by step 1, and
+documents that promise a column the database does not have."""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import psycopg
+import pytest
+
+from config import Settings
+from data_pipeline.demo_db import DEMO_TABLES
+from data_pipeline.qa.documents import load_table_documents
+from data_pipeline.qa.offline import generate_offline
+from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
+from data_pipeline.steps.context import StepContext
+from data_pipeline.table_list import parse_table_name
+from data_pipeline.validation.explain_validator import SQLValidator
+from tests.test_qa_writers import run_sql_file
+
+PAIR_FILE = re.compile(r"^qs_highway_db_\d{8}_\d{6}_pair\.json$")
+
+
+def make_context(task_dir, db_url, tables, **overrides) -> StepContext:
+    settings = Settings().with_overrides(**overrides) if overrides else Settings()
+    return StepContext(task_id="task_test", task_dir=task_dir, settings=settings, db_url=db_url,
+                       db_name="highway_db", business_context="高速公路服务区管理系统", tables=list(tables),
+                       params={"enable_llm_repair": True, "modify_original_file": True})
+
+
+@pytest.fixture(scope="module")
+def demo_task(demo_db_url, tmp_path_factory):
+    """A task directory documented by the real step 1 on the demo database, then step 2 offline."""
+    task_dir = tmp_path_factory.mktemp("demo_task")
+    ctx = make_context(task_dir, demo_db_url, DEMO_TABLES)
+    assert ddl_generation.run(ctx)["processed_successfully"] == len(DEMO_TABLES)
+    progress = []
+    ctx.report_progress = lambda done, total, unit: progress.append((done, total, unit))
+    result = qa_generation.run(ctx)
+    return task_dir, ctx, result, progress
+
+
+def test_offline_result_and_files(demo_task):
+    task_dir, _, result, progress = demo_task
+    assert PAIR_FILE.match(result["output_file"]), "a file name relative to the task directory"
+    assert set(result) >= {"output_file", "total_questions", "total_themes", "successful_themes", "failed_themes",
+                           "duration"}
+    assert result["total_themes"] == result["successful_themes"] == len(DEMO_TABLES)
+    assert result["failed_themes"] == [] and result["generator"] == "offline"
+    pairs = json.loads((task_dir / result["output_file"]).read_text(encoding="utf-8"))
+    assert len(pairs) == result["total_questions"]
+    assert all(set(pair) == {"question", "sql"} for pair in pairs)
+    assert len({pair["question"] for pair in pairs}) == len(pairs)
+    assert progress[-1] == (len(DEMO_TABLES), len(DEMO_TABLES), "themes")
+    scope = (task_dir / "db_query_decision_prompt.txt").read_text(encoding="utf-8")
+    assert scope.startswith("=== 数据库业务范围 ===\n当前数据库存储的是高速公路服务区管理系统的相关数据")
+    assert "核心业务实体：\n- " in scope and "关键业务指标：\n- 支付总金额：" in scope
+    detail = (task_dir / "metadata_detail.md").read_text(encoding="utf-8")
+    assert detail.startswith("## metadata（存储分析主题元数据）")
+    assert "- `related_tables` (text[]) - 涉及的数据表 [示例: bss_company, bss_section_route, bss_service_area]" in detail
+
+
+def test_every_generated_pair_passes_explain_and_respects_soft_delete(demo_task, demo_db_url):
+    task_dir, _, result, _ = demo_task
+    pairs = json.loads((task_dir / result["output_file"]).read_text(encoding="utf-8"))
+    with psycopg.connect(demo_db_url) as conn:
+        conn.read_only = True
+        for pair in pairs:
+            conn.execute("EXPLAIN " + pair["sql"])  # raises on the first pair that does not pass
+        conn.rollback()
+    soft_deleted = [t for t in DEMO_TABLES if t != "bss_section_route_area_link"]
+    for pair in pairs:
+        for table, alias in re.findall(r"(?:FROM|JOIN) (\w+)(?: ([a-z])(?= ))?", pair["sql"]):
+            if table in soft_deleted:
+                column = f"{alias}.delete_ts IS NULL" if alias else "delete_ts IS NULL"
+                assert column in pair["sql"], pair["sql"]
+
+
+def test_at_least_ten_pairs_per_table_with_three_or_more_columns(demo_task):
+    task_dir, _, result, _ = demo_task
+    pairs = json.loads((task_dir / result["output_file"]).read_text(encoding="utf-8"))
+    anchors = Counter(re.search(r"FROM (\w+)", pair["sql"]).group(1) for pair in pairs)
+    for table in DEMO_TABLES:
+        if table != "bss_section_route_area_link":  # two columns
+            assert anchors[table] >= 10, (table, anchors)
+    kinds = " ".join(pair["sql"] for pair in pairs)
+    for shape in ("GROUP BY car_type", "JOIN bss_service_area p ON", "JOIN bss_company g ON", "LIMIT 10",
+                  "date_trunc('month', oper_date)", "SUM(pay_sum)", "car_type = '", "service_area_type = '"):
+        assert shape in kinds, shape
+
+
+def test_then_sql_validation_finds_nothing_to_fix(demo_task, demo_db_url):
+    task_dir, ctx, result, _ = demo_task
+    validated = sql_validation.run(ctx)
+    assert validated["pair_file"] == result["output_file"]
+    assert validated["valid_sql_count"] == validated["original_sql_count"] == result["total_questions"]
+
+
+def test_metadata_sql_runs(demo_task, make_local_db):
+    task_dir, _, result, _ = demo_task
+    db_url = make_local_db()
+    run_sql_file(db_url, task_dir / "metadata.txt")
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("select topic_name, related_tables, biz_metrics from metadata order by id").fetchall()
+    assert len(rows) == result["successful_themes"]
+    assert rows[0][0] == "服务区管理公司信息分析" and rows[0][1] == ["bss_company"]
+    assert rows[-1][1] == ["bss_car_day_count", "bss_service_area"] and "车辆数量合计" in rows[-1][2]
+
+
+GHOST_SQL = """
+create table shop (id integer primary key, shop_name varchar(50), city varchar(20), delete_ts timestamp);
+create table sale (id integer primary key, shop_id integer references shop(id), amount numeric(10,2),
+                   quantity integer, sale_date date, channel varchar(10), delete_ts timestamp);
+"""
+
+GHOST_DDL = """-- 中文名: 销售记录表
+-- 描述: 每笔销售一行
+create table public.sale (
+  id integer not null, -- 主键ID
+  shop_id integer, -- 店铺ID
+  amount numeric(10,2), -- 销售金额
+  refund_total numeric(10,2), -- 退款总金额
+  quantity integer, -- 销售数量
+  sale_date date, -- 销售日期
+  channel varchar(10), -- 销售渠道
+  delete_ts timestamp, -- 删除时间
+  primary key (id)
+  -- foreign key (shop_id) references public.shop(id)
+);
+"""
+
+GHOST_MD = """## sale（销售记录表）
+sale 表每笔销售一行
+字段列表：
+- id (integer) - 主键ID [主键, 非空]
+- shop_id (integer) - 店铺ID [外键] [示例: 1, 2]
+- amount (numeric(10,2)) - 销售金额 [示例: 10.50]
+- refund_total (numeric(10,2)) - 退款总金额
+- quantity (integer) - 销售数量 [示例: 3]
+- sale_date (date) - 销售日期 [示例: 2023-01-05]
+- channel (varchar(10)) - 销售渠道 [示例: 线上, O'Brien]
+- delete_ts (timestamp) - 删除时间
+字段补充说明：
+- id 为主键
+- shop_id 关联 public.shop.id
+- channel 为枚举字段，包含取值：线上、门店、O'Brien
+"""
+
+SHOP_DDL = """-- 中文名: 店铺表
+-- 描述: 店铺
+create table public.shop (
+  id integer not null, -- 主键ID
+  shop_name varchar(50), -- 店铺名称
+  city varchar(20), -- 城市
+  delete_ts timestamp, -- 删除时间
+  primary key (id)
+);
+"""
+
+
+def test_sql_failing_explain_is_dropped_and_replaced(make_local_db, tmp_path):
+    """The documents promise `refund_total`, which the database lacks: every template using it
+    fails EXPLAIN, is dropped, and the next candidates take its place."""
+    db_url = make_local_db(GHOST_SQL)
+    (tmp_path / "sale.ddl").write_text(GHOST_DDL, encoding="utf-8")
+    (tmp_path / "sale_detail.md").write_text(GHOST_MD, encoding="utf-8")
+    (tmp_path / "shop.ddl").write_text(SHOP_DDL, encoding="utf-8")
+    docs, _ = load_table_documents(tmp_path, [parse_table_name("sale"), parse_table_name("shop")])
+    with SQLValidator(db_url, concurrency=2) as validator:
+        result = generate_offline(docs, validator, per_table=12)
+    sale_pairs = [p for p in result.pairs if p.theme == "销售记录分析"]
+    assert result.rejected > 0
+    assert len(sale_pairs) == 12
+    assert not any("refund_total" in p.sql for p in result.pairs)
+    assert any("channel = 'O''Brien'" in p.sql for p in sale_pairs), "sample values are quoted literals"
+    with psycopg.connect(db_url) as conn:
+        for pair in result.pairs:
+            conn.execute("EXPLAIN " + pair.sql)
