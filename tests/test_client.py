@@ -229,3 +229,22 @@ def test_vector_backup_list_and_restore(client, server):
         client.restore_vectors("../outside", timestamp)
     assert caught.value.status == 400 and caught.value.error_code == "INVALID_FILE_PATH"
     time.sleep(1)  # backups are named by the second: keep the next test's backup distinct
+
+
+# ---- the console page (served by the same server) ------------------------------------------------
+
+def test_console_page_is_public_and_locked_down(server):
+    import requests
+
+    page = requests.get(server.url + "/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "Data Pipeline 控制台" in page.text and "/console/static/js/main.js" in page.text
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+    script = requests.get(server.url + "/console/static/js/main.js", timeout=10)
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    assert script.headers["X-Content-Type-Options"] == "nosniff"
+    for escape in ("/console/static/../../../config.py", "/console/static/%2e%2e/%2e%2e/config.py"):
+        response = requests.get(server.url + escape, timeout=10)
+        assert response.status_code == 404 and "Settings" not in response.text
+    assert requests.get(server.url + "/api/v0/data_pipeline/tasks", timeout=10).status_code == 401
