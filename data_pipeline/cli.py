@@ -56,16 +56,22 @@ def table_names(text: str) -> list[str]:
 def cmd_create(client: DataPipelineClient, args, out: IO[str]) -> int:
     if args.tables_file and args.tables:
         raise UsageError("--tables-file 与 --tables 只能选一个")
+    if args.tables_file and not Path(args.tables_file).is_file():
+        raise UsageError(f"文件不存在: {args.tables_file}")
     created = client.create_task(
         table_list_file=args.table_list_file, business_context=args.business_context, db_name=args.db_name,
         db_connection=args.db_connection, task_name=args.task_name, created_by=args.created_by,
         **task_flags(args))
     task_id = created["task_id"]
     table_list = None
-    if args.tables_file:
-        table_list = client.upload_table_list(task_id, args.tables_file)
-    elif args.tables:
-        table_list = client.set_table_list(task_id, table_names(args.tables))
+    try:
+        if args.tables_file:
+            table_list = client.upload_table_list(task_id, args.tables_file)
+        elif args.tables:
+            table_list = client.set_table_list(task_id, table_names(args.tables))
+    except DataPipelineError:
+        note(f"任务 {task_id} 已创建，但表清单未能写入 (可用 upload 命令重试)")
+        raise
     if args.json:
         print_json({**created, "table_list": table_list} if table_list else created, out)
     else:

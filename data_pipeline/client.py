@@ -236,9 +236,9 @@ class DataPipelineClient:
     def download_file(self, task_id: str, file_name: str, dest: str | os.PathLike | None = None) -> Path:
         """Stream a task file to `dest` (a file path, or a directory to keep the file's own name;
         default: the current directory). Written to a temporary name and renamed, so `dest` never
-        holds a partial file. Returns the path written."""
+        holds a partial file; missing directories are created. Returns the path written."""
         target = Path(dest) if dest is not None else Path.cwd()
-        if target.is_dir():
+        if target.is_dir() or str(dest).endswith(("/", os.sep)):  # "out/" names a directory, existing or not
             target = target / Path(file_name).name
         response = self._send("GET", self._file_url(task_id, file_name), stream=True)
         with response:

@@ -174,6 +174,8 @@ def test_files_download_read_and_upload(client, server, tmp_path):
     assert saved == tmp_path / PAIR_FILE and saved.read_bytes() == (task_dir / PAIR_FILE).read_bytes()
     nested = client.download_file(task_id, "vector_bak/notes 1.csv", tmp_path / "out" / "copy.csv")
     assert nested.read_text(encoding="utf-8") == "a,b\n1,2\n"
+    into_new_dir = client.download_file(task_id, "vector_bak/notes 1.csv", f"{tmp_path}/new_dir/")
+    assert into_new_dir == tmp_path / "new_dir" / "notes 1.csv" and into_new_dir.is_file()
     assert client.read_file(task_id, "bss_company.ddl") == (task_dir / "bss_company.ddl").read_bytes()
     with pytest.raises(DataPipelineError) as caught:
         client.download_file(task_id, "missing.json", tmp_path / "missing.json")
