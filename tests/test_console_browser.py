@@ -27,7 +27,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1360,900", "--lang=zh-CN")
+                  "--disable-dev-shm-usage", "--window-size=1360,900", "--lang=zh-CN")
 BROWSER_TABLES = DEMO_TABLES[:4]
 
 
