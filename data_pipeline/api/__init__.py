@@ -17,7 +17,7 @@ from data_pipeline.store import TaskStore
 from data_pipeline.task_service import TaskService
 
 # One module per resource, each exposing `bp`.
-BLUEPRINT_MODULES = ("health", "tasks", "database", "console")
+BLUEPRINT_MODULES = ("health", "tasks", "database", "files", "logs", "console")
 
 access_log = logging.getLogger("unified_api")
 
@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
     if not settings.default_db_connection:
         default_business_url(settings)  # create the demo database now, not during a request
     app = Flask(__name__, static_folder=None)
+    # "//" in a URL is answered 404 in the envelope, not with an HTML 308 redirect that merges it.
+    app.url_map.merge_slashes = False
     app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length, JSON_SORT_KEYS=False)
     app.json.ensure_ascii = False
     app.json.sort_keys = False

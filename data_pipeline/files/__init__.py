@@ -1,0 +1,1 @@
+"""Task files: listing and describing them, safe downloads, table lists and user uploads."""
