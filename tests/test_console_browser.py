@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.console_support import (DEMO_TABLES, PAIR_FILE, QUICK, real_steps_available, require_routes,
-                                           start_server, write_control)
+from tests.support.console_support import (DEMO_TABLES, require_routes, stand_ins_for_missing_steps, start_server,
+                                           write_control)
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements-dev.txt)")
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
@@ -188,7 +188,6 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
     require_routes(server, "POST /api/v0/data_pipeline/tasks/{}/upload-table-list",
                    "GET /api/v0/data_pipeline/tasks/{}/table-list-info", "GET /api/v0/data_pipeline/tasks/{}/files",
                    "GET /api/v0/data_pipeline/tasks/{}/files/{}", "POST /api/v0/data_pipeline/tasks/{}/logs/query")
-    real = real_steps_available()
     open_console(browser, server)
     sign_in(browser)
     find(browser, "#new-task-btn").click()
@@ -208,8 +207,7 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
     wait(browser, lambda d: [c.text for c in d.find_elements(By.CSS_SELECTOR, "#table-list-current .chip")]
          == list(BROWSER_TABLES))
     assert f"{len(BROWSER_TABLES)} 个表" in find(browser, "#table-count").text
-    if not real:  # until the real steps are merged: quick controlled ones, one of them observable
-        write_control(server, task_id, {**QUICK, "qa_generation": {"sleep": 2, "write": [PAIR_FILE]}})
+    write_control(server, task_id, stand_ins_for_missing_steps())  # the real steps, as far as merged
 
     find(browser, "#execute-btn").click()
     wait(browser, lambda d: task_status(d) in ("in_progress", "completed"))
