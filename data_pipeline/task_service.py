@@ -81,11 +81,12 @@ class TaskService:
         """A table list path inside the project root or the training data dir (else 400)."""
         if "\x00" in value:
             raise ValidationError("表清单文件路径无效", invalid_params=["table_list_file"], error_code="INVALID_FILE_PATH")
+        roots = [PROJECT_ROOT.resolve(), Path(self.settings.training_data_dir).resolve()]
         candidate = Path(value)
         if not candidate.is_absolute():
-            candidate = PROJECT_ROOT / candidate
+            # Relative to the project root, else to the training data directory.
+            candidate = next((root / candidate for root in roots if (root / candidate).is_file()), roots[0] / candidate)
         resolved = candidate.resolve()
-        roots = [PROJECT_ROOT.resolve(), Path(self.settings.training_data_dir).resolve()]
         if not any(resolved == root or root in resolved.parents for root in roots):
             raise ValidationError("表清单文件必须位于项目目录或训练数据目录内", invalid_params=["table_list_file"],
                                   error_code="INVALID_FILE_PATH")

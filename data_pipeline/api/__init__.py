@@ -17,7 +17,7 @@ from data_pipeline.store import TaskStore
 from data_pipeline.task_service import TaskService
 
 # One module per resource, each exposing `bp`.
-BLUEPRINT_MODULES = ("health", "tasks", "database", "files", "logs", "console")
+BLUEPRINT_MODULES = ("health", "tasks", "database", "files", "logs", "vectors", "console")
 
 access_log = logging.getLogger("unified_api")
 
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
         from data_pipeline.app_logging import configure_logging as configure
 
         configure(settings)
+    settings.training_data_dir.mkdir(parents=True, exist_ok=True)
     store = TaskStore(store_url(settings))
     store.migrate()
     if not settings.default_db_connection:

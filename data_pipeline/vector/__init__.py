@@ -1,0 +1,1 @@
+"""Embeddings and the pgvector store (Vanna-compatible): loading, backup, truncate, restore."""
