@@ -260,9 +260,13 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#task-list a[data-task-id='{task_id}']")
          and all(b.get_attribute("data-status") == "completed"
                  for b in d.find_elements(By.CSS_SELECTOR, "#task-list .badge")))
-    open_task(browser, task_id)
-    shots(browser, "01_task_list")
+    Select(find(browser, "#status-filter")).select_by_value("failed")
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, f"#task-list a[data-task-id='{task_id}']"))
     Select(find(browser, "#status-filter")).select_by_value("")
+    find(browser, "#task-search").send_keys("高速公路")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#task-list a[data-task-id='{task_id}']"))
+    find(browser, f"#task-list a[data-task-id='{task_id}']").click()
+    wait(browser, lambda d: find(d, "#task-id").text == task_id and task_status(d) == "completed")
     assert script_errors(browser) == []
 
 
@@ -293,5 +297,8 @@ def test_pick_tables_from_the_database(browser, server, shots):
     wait(browser, lambda d: [c.text for c in d.find_elements(By.CSS_SELECTOR, "#table-list-current .chip")] == typed)
     info = server.get(f"/api/v0/data_pipeline/tasks/{task_id}/table-list-info").json()["data"]
     assert info["table_count"] == len(typed)
+    browser.execute_script("location.hash = '#/'")
+    wait(browser, lambda d: visible(d, "#welcome-view"))
+    shots(browser, "01_task_list")
     assert script_errors(browser) == []
     assert server.delete(f"/api/v0/data_pipeline/tasks/{task_id}").status_code == 200
