@@ -3,7 +3,7 @@ example), run as printed in the guide against a real server on the demo database
 
 The code is read from the guide itself, not copied: if the guide and the server drift apart, this
 test says so. The example's only fixed points are its base URL (the class's default argument,
-pointed at the test server) and `tables.txt`, which it names relative to the project root.
+pointed at the test server) and the relative `tables.txt` (project root, else training data dir).
 """
 from __future__ import annotations
 
@@ -43,20 +43,18 @@ def server(embedded_api):
 
 
 @pytest.fixture
-def tables_file():
-    """`tables.txt` at the project root with the demo tables (as in the README's tour). A file
-    there with other content is the user's: left alone, and the test skipped."""
-    wanted = "".join(f"{name}\n" for name in DEMO_TABLES)
+def tables_file(server):
+    """`tables.txt` with the demo tables, where the server finds the example's relative name: the
+    project root first (a file there with other tables is the user's: left alone, test skipped),
+    else the training data directory."""
     if TABLES_FILE.exists():
         if set(TABLES_FILE.read_text(encoding="utf-8").split()) != set(DEMO_TABLES):
-            pytest.skip(f"{TABLES_FILE} exists with other tables (yours?); the §8.6 example reads it")
-        yield TABLES_FILE
-        return
-    TABLES_FILE.write_text(wanted, encoding="utf-8")
-    try:
-        yield TABLES_FILE
-    finally:
-        TABLES_FILE.unlink(missing_ok=True)
+            pytest.skip(f"{TABLES_FILE} exists with other tables (yours?); the §8.6 example would read it")
+        return TABLES_FILE
+    path = server.training_data_dir / "tables.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{name}\n" for name in DEMO_TABLES), encoding="utf-8")
+    return path
 
 
 def test_guide_class_methods(guide_namespace, server):
