@@ -2,7 +2,7 @@
 selenium) against a real server with an API key.
 
 Screenshots of the main states go to $DATA_PIPELINE_SCREENSHOTS_DIR when it is set (the README's
-docs/screenshots/ were made that way), else to the test's temporary directory.
+data_pipeline/console/screenshots/ were made that way), else to the test's temporary directory.
 """
 from __future__ import annotations
 
