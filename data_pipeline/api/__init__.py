@@ -17,7 +17,7 @@ from data_pipeline.store import TaskStore
 from data_pipeline.task_service import TaskService
 
 # One module per resource, each exposing `bp`.
-BLUEPRINT_MODULES = ("health", "tasks", "database", "files", "logs", "vectors")
+BLUEPRINT_MODULES = ("health", "tasks", "database", "files", "logs", "vectors", "console")
 
 access_log = logging.getLogger("unified_api")
 
