@@ -115,9 +115,8 @@ class WorkflowRunner:
             except (PipelineError, OSError) as exc:  # before any step ran: no database, no table list, no space
                 reason = _failure_message(exc, None)
                 logger.error("任务无法开始: %s", reason)
-                self.store.finish_execution(self.execution_id, ExecutionStatus.FAILED, error_message=reason)
-                self._write_task_result(ExecutionStatus.FAILED, started, reason)
-                return ExecutionStatus.FAILED
+                self.error_message = reason
+                return self._finish(ExecutionStatus.FAILED, started)
             for step_name in self.steps_to_run():
                 if not self._run_step(step_name, context):
                     return self._finish(ExecutionStatus.FAILED, started)
@@ -130,8 +129,13 @@ class WorkflowRunner:
         return self._finish(ExecutionStatus.COMPLETED, started)
 
     def _finish(self, status: ExecutionStatus, started: float) -> ExecutionStatus:
-        self.store.finish_execution(self.execution_id, status, error_message=self.error_message)
+        # The result file first: a client that sees the run has ended finds the file saying how.
         self._write_task_result(status, started, self.error_message)
+        if not self.store.finish_execution(self.execution_id, status, error_message=self.error_message):
+            # Someone ended the execution first (a cancel in the last moment): the file follows the store.
+            ended = self.store.get_execution(self.execution_id) or {}
+            status = ExecutionStatus(ended.get("status") or status.value)
+            self._write_task_result(status, started, ended.get("error_message"))
         logger.info("任务执行结束: %s，总耗时 %.2fs", status.value, time.monotonic() - started)
         return status
 
@@ -209,6 +213,7 @@ class WorkflowRunner:
 
     def _write_task_result(self, status: ExecutionStatus, started: float, error: str | None) -> None:
         task = self.store.get_task(self.task["task_id"]) or {}
+        task["status"] = self.store.task_status_after(self.task["task_id"], status).value
         try:
             self._write_result_file(task, status, started, error)
         except OSError as exc:  # the outcome is in the store already; the file is a copy for users

@@ -360,6 +360,12 @@ class TaskStore:
                                  error_message=None if status is ExecutionStatus.COMPLETED else error_message))
             return True
 
+    @_retry_on_lost_connection
+    def task_status_after(self, task_id: str, status: ExecutionStatus) -> TaskStatus:
+        """The status the task gets (or got) when its current execution ends with `status`."""
+        with self.reader.connect() as conn:
+            return self._task_status_after(conn, task_id, status)
+
     def _task_status_after(self, conn, task_id: str, status: ExecutionStatus) -> TaskStatus:
         if status is ExecutionStatus.CANCELLED:
             return TaskStatus.CANCELLED
