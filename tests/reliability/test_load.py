@@ -18,13 +18,22 @@ LOAD_SECONDS = float(os.environ.get("DATA_PIPELINE_LOAD_SECONDS", "15"))
 CLIENTS = 8
 
 
+def open_files(server) -> int:
+    return len(os.listdir(f"/proc/{server.process.pid}/fd"))
+
+
 def test_mixed_load_while_two_tasks_execute(rel_server):
     runners = [new_task(rel_server, task_name=f"负载执行任务{n}")
                for n in (1, 2)]
+    fds_before = open_files(rel_server)
     load = MixedLoad(rel_server, runners=runners, clients=CLIENTS, seconds=LOAD_SECONDS, watch=audit.watch)
     report = load.run()
     load.wait_for_runners()
-    print(f"\nmixed load, {CLIENTS} clients, {LOAD_SECONDS:.0f} s, two tasks executing:\n{report.table()}")
+    fds_after = open_files(rel_server)
+    print(f"\nmixed load, {CLIENTS} clients, {LOAD_SECONDS:.0f} s, two tasks executing:\n{report.table()}\n"
+          f"API server open files: {fds_before} before, {fds_after} after")
+    # Pooled store connections and idle sockets may stay open; a leak per request would not.
+    assert fds_after <= fds_before + 40, (fds_before, fds_after)
 
     assert report.server_errors == 0, report.failures[:10]
     problems = load.verify()
