@@ -15,6 +15,7 @@ from sqlalchemy import and_, create_engine, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from data_pipeline.databases import sqlalchemy_url
+from data_pipeline.db.connection import describe_connection_error
 from data_pipeline.errors import DatabaseError
 from data_pipeline.statuses import (STEP_ENABLE_FLAGS, STEP_NAMES, STEP_TRANSITIONS, ExecutionStatus, StepStatus,
                                     TaskStatus)
@@ -37,13 +38,11 @@ def _retry_on_lost_connection(method: Callable[..., T]) -> Callable[..., T]:
             return method(self, *args, **kwargs)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
-                raise DatabaseError(f"任务存储数据库错误: {type(exc.orig).__name__}",
-                                    message="任务存储不可用") from None
+                raise self.store_error(exc) from None
         try:
             return method(self, *args, **kwargs)
         except DBAPIError as exc:
-            raise DatabaseError(f"任务存储数据库不可用: {type(exc.orig).__name__}",
-                                message="任务存储不可用") from None
+            raise self.store_error(exc) from None
     return wrapper
 
 
@@ -61,10 +60,15 @@ def _row(mapping) -> dict[str, Any]:
 
 class TaskStore:
     def __init__(self, url: str, *, pool_size: int = 8):
+        self.url = url
         self.engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=16,
                                     pool_recycle=1800, connect_args={"connect_timeout": 5})
         # Reads run outside a transaction: no BEGIN/ROLLBACK round trips around a single SELECT.
         self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def store_error(self, exc: DBAPIError) -> DatabaseError:
+        reason = describe_connection_error(exc.orig, self.url) if exc.orig is not None else type(exc).__name__
+        return DatabaseError(f"任务存储数据库错误: {reason}", message="任务存储不可用")
 
     def migrate(self) -> int:
         return migrate(self.engine)
