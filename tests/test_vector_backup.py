@@ -137,7 +137,8 @@ def test_a_failure_while_writing_leaves_no_partial_files_and_no_truncate(loaded,
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 killed = conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                                      "where application_name = 'data_pipeline_vector' and query ilike 'copy%'"
+                                      "where application_name = 'data_pipeline_vector' and query ilike 'copy%' "
+                                      "and datname = current_database()"
                                       ).fetchall()
                 if killed:
                     break

@@ -16,6 +16,7 @@ from sqlalchemy import and_, create_engine, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from data_pipeline.databases import sqlalchemy_url
+from data_pipeline.db.connection import describe_connection_error
 from data_pipeline.errors import DatabaseError
 from data_pipeline.statuses import (STEP_ENABLE_FLAGS, STEP_NAMES, STEP_TRANSITIONS, ExecutionStatus, StepStatus,
                                     TaskStatus)
@@ -34,12 +35,6 @@ class StoreUnavailable(DatabaseError):
     """The store server cannot be reached (down, restarting): worth waiting for, unlike a bad query."""
 
 
-def _store_error(exc: DBAPIError, text: str) -> DatabaseError:
-    unreachable = exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
-    return (StoreUnavailable if unreachable else DatabaseError)(
-        f"{text}: {type(exc.orig).__name__}", message="任务存储不可用")
-
-
 def _retry_on_lost_connection(method: Callable[..., T]) -> Callable[..., T]:
     """Retry once when the pool handed out a connection the server had closed (store restart)."""
     @functools.wraps(method)
@@ -48,11 +43,11 @@ def _retry_on_lost_connection(method: Callable[..., T]) -> Callable[..., T]:
             return method(self, *args, **kwargs)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
-                raise _store_error(exc, "任务存储数据库错误") from None
+                raise self.store_error(exc) from None
         try:
             return method(self, *args, **kwargs)
         except DBAPIError as exc:
-            raise _store_error(exc, "任务存储数据库不可用") from None
+            raise self.store_error(exc) from None
     return wrapper
 
 
@@ -92,11 +87,18 @@ def _row(mapping) -> dict[str, Any]:
 
 class TaskStore:
     def __init__(self, url: str, *, pool_size: int = 8, outage_seconds: float = 0.0):
+        self.url = url
         self.outage_seconds = outage_seconds
         self.engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=16,
                                     pool_recycle=1800, connect_args={"connect_timeout": 5})
         # Reads run outside a transaction: no BEGIN/ROLLBACK round trips around a single SELECT.
         self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def store_error(self, exc: DBAPIError) -> DatabaseError:
+        reason = describe_connection_error(exc.orig, self.url) if exc.orig is not None else type(exc).__name__
+        unreachable = exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+        return (StoreUnavailable if unreachable else DatabaseError)(f"任务存储数据库错误: {reason}",
+                                                                    message="任务存储不可用")
 
     def migrate(self) -> int:
         return migrate(self.engine)
