@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 
 import psycopg
 import pytest
@@ -15,7 +13,7 @@ from data_pipeline.llm.client import LLMClient, extract_json
 from data_pipeline.steps import ddl_generation
 from data_pipeline.steps.context import StepContext
 from tests.conftest import DatabaseFactory
-from tests.support.fake_llm import FakeLLMServer, Reply
+from tests.support.fake_llm import ConcurrencyProbe, FakeLLMServer, Reply
 from tests.test_schema_formats import check_ddl, check_md
 
 STEP_SQL = """
@@ -202,17 +200,7 @@ def test_a_failing_llm_leaves_database_comments_and_reports_the_tables(step_db, 
 
 
 def test_tables_are_documented_concurrently_up_to_the_llm_bound(step_db, tmp_path):
-    active = {"now": 0, "max": 0}
-    lock = threading.Lock()
-
-    def responder(request):
-        with lock:
-            active["now"] += 1
-            active["max"] = max(active["max"], active["now"])
-        time.sleep(0.3)
-        with lock:
-            active["now"] -= 1
-        return Reply(content=good_answer(request))
+    responder = ConcurrencyProbe(lambda request: Reply(content=good_answer(request)), hold=0.3)
 
     tables = STEP_TABLES + ["customer", "public.customer"]   # duplicates are documented once
     with FakeLLMServer(responder) as server:
@@ -220,7 +208,7 @@ def test_tables_are_documented_concurrently_up_to_the_llm_bound(step_db, tmp_pat
                                              llm_concurrency=2))
         assert len(server.chat_requests()) == 4
     assert (result["total_tables"], result["processed_successfully"], result["failed"]) == (4, 4, 0)
-    assert active["max"] == 2
+    assert responder.peak == 2
 
 
 def parse_reference_ddl(text: str) -> tuple[str, list[tuple[str, str, bool]], list[str]]:

@@ -10,7 +10,7 @@ import pytest
 from config import Settings
 from data_pipeline.errors import LLMError
 from data_pipeline.llm.client import LLMClient, extract_json, strip_think
-from tests.support.fake_llm import FakeLLMServer, Reply
+from tests.support.fake_llm import ConcurrencyProbe, FakeLLMServer, Reply
 
 MESSAGES = [{"role": "user", "content": "你好"}]
 
@@ -140,17 +140,7 @@ def test_two_malformed_answers_are_an_llm_error():
 
 
 def test_concurrent_calls_are_bounded():
-    active = {"now": 0, "max": 0}
-    lock = threading.Lock()
-
-    def responder(request):
-        with lock:
-            active["now"] += 1
-            active["max"] = max(active["max"], active["now"])
-        time.sleep(0.2)
-        with lock:
-            active["now"] -= 1
-        return Reply(content="好")
+    responder = ConcurrencyProbe(lambda request: Reply(content="好"), hold=0.2)
 
     with FakeLLMServer(responder) as server:
         client = client_for(server, concurrency=2)
@@ -161,7 +151,7 @@ def test_concurrent_calls_are_bounded():
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-    assert active["max"] == 2
+    assert responder.peak == 2
     assert elapsed >= 0.55    # 6 calls of 0.2 s, two at a time
     assert client.usage_summary()["calls"] == 6
 

@@ -28,6 +28,25 @@ class Reply:
     hang: bool = False               # never answer (until the server stops)
 
 
+class ConcurrencyProbe:
+    """A responder wrapper that holds every answer `hold` seconds and records how many requests
+    were being answered at once (`peak`)."""
+
+    def __init__(self, answer: Callable[[dict], Reply], hold: float):
+        self.answer, self.hold = answer, hold
+        self.active = self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict) -> Reply:
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(self.hold)
+        with self._lock:
+            self.active -= 1
+        return self.answer(request)
+
+
 def chat_body(content: str, model: str = "fake-model") -> dict:
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
