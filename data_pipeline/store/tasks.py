@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 import time
 from typing import Any, Callable, TypeVar
 
@@ -116,27 +117,29 @@ class TaskStore:
     @_retry_on_lost_connection
     def create_task(self, *, task_id_base: str, task_name: str | None, created_by: str, db_name: str | None,
                     business_context: str | None, db_connection: str | None, parameters: dict) -> dict:
-        """Insert a task with the first free id of `task_id_base`, `_2`, `_3`, ... and its four steps."""
-        values = {"task_name": task_name, "status": TaskStatus.PENDING.value, "created_by": created_by,
-                  "db_name": db_name, "business_context": business_context, "db_connection": db_connection,
-                  "parameters": parameters}
-        suffix = 1
-        while True:
-            task_id = task_id_base if suffix == 1 else f"{task_id_base}_{suffix}"
-            with self.engine.begin() as conn:
-                inserted = conn.execute(
-                    text("""insert into dp_tasks (task_id, task_name, status, created_by, db_name,
-                                business_context, db_connection, parameters)
-                            values (:task_id, :task_name, :status, :created_by, :db_name, :business_context,
-                                    :db_connection, cast(:parameters as jsonb))
-                            on conflict (task_id) do nothing returning task_id"""),
-                    {**values, "task_id": task_id, "parameters": _json(parameters)}).first()
-                if inserted:
-                    conn.execute(steps.insert(), [
-                        {"task_id": task_id, "step_name": name, "step_order": order, **_STEP_RESET}
-                        for order, name in enumerate(STEP_NAMES, 1)])
-                    return self._task_row(conn, task_id)
-            suffix += 1
+        """Insert a task with the next free id of `task_id_base`, `_2`, `_3`, ... and its four steps.
+
+        Creates within the same second queue on one advisory lock, so each finds the next suffix
+        with one query instead of trying suffixes one by one.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(text("select pg_advisory_xact_lock(hashtext(:base))"), {"base": task_id_base})
+            same_second = conn.execute(select(tasks.c.task_id).where(
+                tasks.c.task_id.like(task_id_base.replace("_", "\\_") + "%", escape="\\"))).scalars()
+            pattern = re.compile(re.escape(task_id_base) + r"(?:_(\d+))?")
+            suffixes = [int(m.group(1) or 1) for m in map(pattern.fullmatch, same_second) if m]
+            task_id = task_id_base if not suffixes else f"{task_id_base}_{max(suffixes) + 1}"
+            conn.execute(text("""insert into dp_tasks (task_id, task_name, status, created_by, db_name,
+                                     business_context, db_connection, parameters)
+                                 values (:task_id, :task_name, :status, :created_by, :db_name, :business_context,
+                                         :db_connection, cast(:parameters as jsonb))"""),
+                         {"task_id": task_id, "task_name": task_name, "status": TaskStatus.PENDING.value,
+                          "created_by": created_by, "db_name": db_name, "business_context": business_context,
+                          "db_connection": db_connection, "parameters": _json(parameters)})
+            conn.execute(steps.insert(), [
+                {"task_id": task_id, "step_name": name, "step_order": order, **_STEP_RESET}
+                for order, name in enumerate(STEP_NAMES, 1)])
+            return self._task_row(conn, task_id)
 
     @_retry_on_lost_connection
     def get_task(self, task_id: str) -> dict | None:
