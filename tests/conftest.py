@@ -158,8 +158,7 @@ def api(request, embedded_pg_dir, tmp_path_factory):
     server = ApiServer(_server_env(root, **extra), root).start()
     server.backend = request.param
     yield server
-    server.assert_nothing_left_running()
-    server.stop()
+    server.close()
 
 
 @pytest.fixture(scope="session")
@@ -170,5 +169,4 @@ def embedded_api(embedded_pg_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("api-main")
     server = ApiServer(_server_env(root, DATA_PIPELINE_EMBEDDED_PG_DIR=str(embedded_pg_dir)), root).start()
     yield server
-    server.assert_nothing_left_running()
-    server.stop()
+    server.close()

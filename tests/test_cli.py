@@ -26,8 +26,7 @@ COMMANDS = ("create", "upload", "execute", "status", "list", "logs", "files", "d
 def server(embedded_pg_dir, tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("cli"), embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY)
     yield server
-    server.assert_nothing_left_running()
-    server.stop()
+    server.close()
 
 
 def cli_env(server=None, **extra: str) -> dict[str, str]:

@@ -19,8 +19,7 @@ API_KEY = "client-test-key-4711"
 def server(embedded_pg_dir, tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("client"), embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY)
     yield server
-    server.assert_nothing_left_running()
-    server.stop()
+    server.close()
 
 
 @pytest.fixture

@@ -35,8 +35,7 @@ BROWSER_TABLES = DEMO_TABLES[:4]
 def server(embedded_pg_dir, tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("console"), embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY)
     yield server
-    server.assert_nothing_left_running()
-    server.stop()
+    server.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,7 @@ def real_steps_api(embedded_pg_dir, tmp_path_factory):
            "LLM_BASE_URL": "", "LLM_MODEL": ""}
     server = ApiServer(env, root).start()
     yield server
-    server.assert_nothing_left_running()
-    server.stop()
+    server.close()
 
 
 def run_step(api: ApiServer, task_id: str, step: str) -> dict:

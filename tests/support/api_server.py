@@ -60,6 +60,7 @@ class ApiServer:
             except requests.ConnectionError:
                 pass
             time.sleep(0.1)
+        self.stop()
         raise RuntimeError("API server did not start in time")
 
     def stop(self) -> None:
@@ -83,6 +84,13 @@ class ApiServer:
             if time.monotonic() > deadline:
                 raise AssertionError(f"tasks left in_progress: {running.json()['data']['tasks']}")
             time.sleep(0.5)
+
+    def close(self) -> None:
+        """Stop the server after checking that no task was left running (stopped even when not)."""
+        try:
+            self.assert_nothing_left_running()
+        finally:
+            self.stop()
 
     def restart(self) -> None:
         self.stop()
