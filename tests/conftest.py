@@ -126,17 +126,6 @@ def reference_dir() -> Path:
     return REFERENCE_DIR
 
 
-def _server_env(tmp_root: Path, **extra: str) -> dict[str, str]:
-    return {
-        "DATA_PIPELINE_TRAINING_DATA_DIR": str(tmp_root / "training_data"),
-        "DATA_PIPELINE_LOG_DIR": str(tmp_root / "logs"),
-        "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps",
-        "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
-        "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",
-        **extra,
-    }
-
-
 @pytest.fixture(scope="session")
 def local_store_url(local_pg_admin_url):
     """A store database on the machine's server, fresh for this test session."""
@@ -149,13 +138,13 @@ def local_store_url(local_pg_admin_url):
 def api(request, embedded_pg_dir, tmp_path_factory):
     """A running API server (real subprocess, real HTTP); its store on the embedded server or on
     the machine's PostgreSQL. Executors load the controlled test steps (tests/support)."""
-    from tests.support.api_server import ApiServer
+    from tests.support.api_server import ApiServer, server_env
 
     root = tmp_path_factory.mktemp(f"api-{request.param}")
-    extra = {"DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir)}
+    extra = {}
     if request.param == "local":
         extra["DATA_PIPELINE_DB_URL"] = request.getfixturevalue("local_store_url")
-    server = ApiServer(_server_env(root, **extra), root).start()
+    server = ApiServer(server_env(root, embedded_pg_dir, **extra), root).start()
     server.backend = request.param
     yield server
     server.close()
@@ -164,9 +153,9 @@ def api(request, embedded_pg_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def embedded_api(embedded_pg_dir, tmp_path_factory):
     """A running API server on the embedded default only (for execution scenarios)."""
-    from tests.support.api_server import ApiServer
+    from tests.support.api_server import ApiServer, server_env
 
     root = tmp_path_factory.mktemp("api-main")
-    server = ApiServer(_server_env(root, DATA_PIPELINE_EMBEDDED_PG_DIR=str(embedded_pg_dir)), root).start()
+    server = ApiServer(server_env(root, embedded_pg_dir), root).start()
     yield server
     server.close()

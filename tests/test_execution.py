@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.controlled_steps import quick_steps
 from tests.test_api_tasks import error_of
 
 TASKS = "/api/v0/data_pipeline/tasks"
 STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
-QUICK = {"ddl_generation": {"write": ["{stem}.ddl", "{stem}_detail.md"]},
-         "qa_generation": {"write": ["qs_test_20250101_000000_pair.json"]},
-         "sql_validation": {}, "training_load": {}}
+QUICK = quick_steps()
 
 
 def make_task(api, control: dict | None = None, tables=("bss_company", "bss_service_area"), **params) -> str:
@@ -56,6 +55,14 @@ def wait_running(api, task_id: str, step: str, timeout: float = 20) -> dict:
             return task
         time.sleep(0.05)
     raise AssertionError(f"{step} never ran: {api.task(task_id)}")
+
+
+def run_with_sleeping_step(api, step: str, seconds: float) -> tuple[str, int]:
+    """A task executing with `step` sleeping `seconds`, once that step runs: (task id, executor pid)."""
+    task_id = make_task(api, {**QUICK, step: {"sleep": seconds}})
+    assert api.execute(task_id).status_code == 202
+    wait_running(api, task_id, step)
+    return task_id, executor_pid(api, task_id)
 
 
 def process_exists(pid: int) -> bool:
@@ -235,10 +242,7 @@ def test_progress_is_reported_while_a_step_runs(embedded_api):
 
 def test_kill_minus_nine_mid_step_is_seen_within_ten_seconds(embedded_api):
     api = embedded_api
-    task_id = make_task(api, {**QUICK, "qa_generation": {"sleep": 60}})
-    api.execute(task_id)
-    wait_running(api, task_id, "qa_generation")
-    pid = executor_pid(api, task_id)
+    task_id, pid = run_with_sleeping_step(api, "qa_generation", 60)
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     task = api.wait_for(task_id, statuses=("failed",), timeout=10)
@@ -253,11 +257,9 @@ def test_kill_minus_nine_mid_step_is_seen_within_ten_seconds(embedded_api):
 
 def test_cancel_mid_step(embedded_api):
     api = embedded_api
-    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 60}})
-    error_of(api.post(f"{TASKS}/{task_id}/cancel"), 409, "TASK_NOT_RUNNING")
-    api.execute(task_id)
-    wait_running(api, task_id, "ddl_generation")
-    pid = executor_pid(api, task_id)
+    idle = make_task(api)
+    error_of(api.post(f"{TASKS}/{idle}/cancel"), 409, "TASK_NOT_RUNNING")
+    task_id, pid = run_with_sleeping_step(api, "ddl_generation", 60)
     started = time.monotonic()
     response = api.post(f"{TASKS}/{task_id}/cancel")
     assert response.status_code == 200, response.text
@@ -277,10 +279,7 @@ def test_cancel_mid_step(embedded_api):
 
 def test_api_restart_during_a_run(embedded_api):
     api = embedded_api
-    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 20}})
-    api.execute(task_id)
-    wait_running(api, task_id, "ddl_generation")
-    pid = executor_pid(api, task_id)
+    task_id, pid = run_with_sleeping_step(api, "ddl_generation", 20)
     api.restart()
     if process_exists(pid):  # a slow machine may take the whole sleep to restart the API
         assert api.task(task_id)["status"] == "in_progress"
@@ -290,10 +289,7 @@ def test_api_restart_during_a_run(embedded_api):
 
 def test_executor_lost_while_the_api_was_down_is_settled_at_start(embedded_api):
     api = embedded_api
-    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 60}})
-    api.execute(task_id)
-    wait_running(api, task_id, "ddl_generation")
-    pid = executor_pid(api, task_id)
+    task_id, pid = run_with_sleeping_step(api, "ddl_generation", 60)
     api.stop()
     os.kill(pid, signal.SIGKILL)
     api.start()

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.api_server import ApiServer
+from tests.support.api_server import ApiServer, server_env
 from tests.support.pg_cluster import PostgresCluster, find_bin_dir
 from tests.support.secret_audit import audit
 
@@ -42,24 +42,11 @@ def secret_audit(tmp_path_factory):
     assert not leaks, "secrets leaked:\n" + "\n".join(leaks[:50])
 
 
-def server_env(root: Path, embedded_pg_dir: Path, **extra: str) -> dict[str, str]:
-    return {
-        "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
-        "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
-        "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir),
-        "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps",
-        "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
-        "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",
-        "DATA_PIPELINE_API_KEY": API_KEY,
-        **extra,
-    }
-
-
 @contextlib.contextmanager
 def running_server(root: Path, embedded_pg_dir: Path, **extra: str):
     """An API server (real subprocess) whose responses the audit checks; stopped on exit."""
     root.mkdir(parents=True, exist_ok=True)
-    server = ApiServer(server_env(root, embedded_pg_dir, **extra), root)
+    server = ApiServer(server_env(root, embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY, **extra), root)
     audit.watch(server.session)
     server.start()
     try:

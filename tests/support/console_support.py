@@ -10,30 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.api_server import ApiServer
+from tests.support.api_server import ApiServer, server_env
+from tests.support.controlled_steps import quick_steps
 
 STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
 DEMO_TABLES = ("bss_business_day_data", "bss_car_day_count", "bss_company", "bss_section_route",
                "bss_section_route_area_link", "bss_service_area", "bss_service_area_mapper")
 PAIR_FILE = "qs_highway_db_20250101_000000_pair.json"
-# Quick controlled steps: write the files each real step would, in a moment.
-QUICK = {"ddl_generation": {"write": ["{stem}.ddl", "{stem}_detail.md"]},
-         "qa_generation": {"write": [PAIR_FILE]},
-         "sql_validation": {}, "training_load": {}}
+QUICK = quick_steps(PAIR_FILE)
 
 
 def start_server(root: Path, embedded_pg_dir: Path, **env: str) -> ApiServer:
     """A real API server (subprocess) on the session's embedded PostgreSQL, executors loading the
     controlled test steps."""
-    return ApiServer({
-        "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
-        "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
-        "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir),
-        "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps",
-        "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
-        "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",
-        **env,
-    }, root).start()
+    return ApiServer(server_env(root, embedded_pg_dir, **env), root).start()
 
 
 def real_step_available(name: str) -> bool:

@@ -20,6 +20,14 @@ from data_pipeline.statuses import STEP_NAMES
 from data_pipeline.steps import register_step
 
 CONTROL_FILE = "test_control.json"
+
+
+def quick_steps(pair_file: str = "qs_test_20250101_000000_pair.json") -> dict:
+    """Controls under which every step takes no time and writes the files the real step would
+    (so the next step's inputs exist)."""
+    return {"ddl_generation": {"write": ["{stem}.ddl", "{stem}_detail.md"]},
+            "qa_generation": {"write": [pair_file]},
+            "sql_validation": {}, "training_load": {}}
 logger = logging.getLogger("ControlledStep")
 
 
