@@ -27,7 +27,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from data_pipeline import embedded_pg  # noqa: E402
+from data_pipeline.db import embedded_pg  # noqa: E402
 from data_pipeline.store import TaskStore  # noqa: E402
 from tests.support.api_server import ApiServer  # noqa: E402
 

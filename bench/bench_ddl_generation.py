@@ -34,7 +34,7 @@ from data_pipeline.llm.client import LLMClient, extract_json  # noqa: E402
 from data_pipeline.schema import introspection, sampling  # noqa: E402
 from data_pipeline.steps import ddl_generation  # noqa: E402
 from data_pipeline.steps.context import StepContext  # noqa: E402
-from data_pipeline.table_list import TableName  # noqa: E402
+from data_pipeline.schema.names import TableName  # noqa: E402
 from tests.support.fake_llm import FakeLLMServer, Reply  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -134,7 +134,7 @@ def rss_kib(pid: int, field: str) -> int:
 
 
 def bench_http(logs: dict[str, tuple[Path, int]], runs: int) -> None:
-    from data_pipeline import embedded_pg
+    from data_pipeline.db import embedded_pg
     from tests.support.api_server import ApiServer
 
     root = Path(tempfile.mkdtemp(prefix="dp-bench-logs-", dir=OUT))

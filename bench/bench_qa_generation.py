@@ -29,7 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from config import Settings  # noqa: E402
-from data_pipeline import demo_db  # noqa: E402
+from data_pipeline.db import demo_db  # noqa: E402
 from data_pipeline.db.connection import with_database  # noqa: E402
 from data_pipeline.llm.client import LLMClient  # noqa: E402
 from data_pipeline.steps import ddl_generation, qa_generation  # noqa: E402

@@ -28,15 +28,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from config import Settings  # noqa: E402
-from data_pipeline import demo_db  # noqa: E402
+from data_pipeline.db import demo_db  # noqa: E402
 from data_pipeline.db.connection import with_database  # noqa: E402
 from data_pipeline.qa.documents import load_table_documents  # noqa: E402
 from data_pipeline.qa.templates import table_candidates  # noqa: E402
 from data_pipeline.steps import ddl_generation, sql_validation  # noqa: E402
-from data_pipeline.table_list import parse_table_name  # noqa: E402
+from data_pipeline.schema.names import parse_table_name  # noqa: E402
 from data_pipeline.steps.context import StepContext  # noqa: E402
 from data_pipeline.validation.explain_validator import SQLValidator  # noqa: E402
-from data_pipeline.task_dir import write_json_atomic  # noqa: E402
+from data_pipeline.tasks.directory import write_json_atomic  # noqa: E402
 
 
 def bench_sqls(db_url: str, count: int, settings: Settings) -> list[str]:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import psycopg  # noqa: E402
 
 from config import Settings  # noqa: E402
-from data_pipeline import embedded_pg  # noqa: E402
+from data_pipeline.db import embedded_pg  # noqa: E402
 from data_pipeline.db.connection import with_database  # noqa: E402
 
 TASK_ID = "task_20250101_000000"

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from data_pipeline import embedded_pg  # noqa: E402
+from data_pipeline.db import embedded_pg  # noqa: E402
 from tests.support.api_server import ApiServer  # noqa: E402
 
 TASKS = "/api/v0/data_pipeline/tasks"

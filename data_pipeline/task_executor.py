@@ -15,10 +15,10 @@ import threading
 import traceback
 
 from config import Settings
-from data_pipeline import task_log
+from data_pipeline.logs import task_log
 from data_pipeline.errors import PipelineError
-from data_pipeline.statuses import STEP_NAMES, ExecutionStatus
-from data_pipeline.task_dir import task_dir
+from data_pipeline.tasks.statuses import STEP_NAMES, ExecutionStatus
+from data_pipeline.tasks.directory import task_dir
 
 logger = logging.getLogger("TaskExecutor")
 
@@ -63,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         logger.warning("任务日志无法写入: %s", exc)
 
-    from data_pipeline import embedded_pg
-    from data_pipeline.databases import store_url
+    from data_pipeline.db import embedded_pg
+    from data_pipeline.db.databases import store_url
     from data_pipeline.db.connection import password_of
-    from data_pipeline.executions import HOSTNAME
+    from data_pipeline.tasks.executor_processes import HOSTNAME
     from data_pipeline.steps import load_step_modules
     from data_pipeline.store import TaskStore
-    from data_pipeline.workflow import ExecutionCancelled, WorkflowRunner
+    from data_pipeline.tasks.workflow import ExecutionCancelled, WorkflowRunner
 
     def raise_cancelled(signum, frame) -> None:
         raise ExecutionCancelled()

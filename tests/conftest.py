@@ -82,7 +82,7 @@ def make_local_db(local_pg_admin_url):
 @pytest.fixture(scope="session")
 def embedded_pg_dir():
     """A private embedded PostgreSQL (with pgvector) for this test session."""
-    from data_pipeline import embedded_pg
+    from data_pipeline.db import embedded_pg
 
     root = Path(tempfile.mkdtemp(prefix="dpt-"))
     pg_dir = root / "pg"
@@ -99,7 +99,7 @@ def embedded_pg_dir():
 
 @pytest.fixture(scope="session")
 def embedded_base_url(embedded_pg_dir) -> str:
-    from data_pipeline import embedded_pg
+    from data_pipeline.db import embedded_pg
 
     return embedded_pg.server_url(embedded_pg_dir)
 
@@ -114,7 +114,7 @@ def make_embedded_db(embedded_base_url):
 @pytest.fixture(scope="session")
 def demo_db_url(embedded_pg_dir) -> str:
     """The demo business database `highway_db` on the session's embedded server."""
-    from data_pipeline import embedded_pg
+    from data_pipeline.db import embedded_pg
 
     return embedded_pg.demo_url(embedded_pg_dir)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from data_pipeline.cli import main
-from data_pipeline.cli_output import format_log_entry
+from data_pipeline.cli.commands import main
+from data_pipeline.cli.output import format_log_entry
 from tests.support.api_server import PROJECT_ROOT, free_port
 from tests.support.console_support import (DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, real_steps_available,
                                            require_routes, start_server, write_control)

@@ -242,7 +242,7 @@ def test_reference_tables_are_fully_described(reference_dir, tmp_path, make_loca
 
 
 def test_demo_database(demo_db_url, tmp_path):
-    from data_pipeline.demo_db import COLUMN_COMMENTS, DEMO_TABLES, TABLE_COMMENTS
+    from data_pipeline.db.demo_db import COLUMN_COMMENTS, DEMO_TABLES, TABLE_COMMENTS
 
     result = ddl_generation.run(make_ctx(tmp_path, demo_db_url, DEMO_TABLES))
     assert (result["processed_successfully"], result["failed"], result["errors"]) == (7, 0, [])

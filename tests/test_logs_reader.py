@@ -13,7 +13,7 @@ from data_pipeline.errors import ValidationError
 from data_pipeline.logs import LogQuery, query_log, read_last_entries
 from data_pipeline.logs import segments, tail
 from data_pipeline.logs.entries import LEVEL_RANKS, parse_entry
-from data_pipeline.task_log import format_entry
+from data_pipeline.logs.task_log import format_entry
 from data_pipeline.timeutil import parse_time
 from tests.support.sample_logs import expected_entries, write_sample_log
 

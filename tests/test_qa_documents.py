@@ -6,7 +6,7 @@ import pytest
 
 from data_pipeline.qa.documents import (discover_tables, load_table_documents, parse_ddl, parse_detail_md,
                                         render_create_table)
-from data_pipeline.table_list import TableName, parse_table_name
+from data_pipeline.schema.names import TableName, parse_table_name
 
 OUR_DDL = """-- 中文名: 服务区管理公司信息表
 -- 描述: 服务区管理公司信息表，存储服务区所属公司的基本信息。

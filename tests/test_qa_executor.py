@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from data_pipeline.demo_db import DEMO_TABLES
+from data_pipeline.db.demo_db import DEMO_TABLES
 from tests.support.api_server import ApiServer
 
 

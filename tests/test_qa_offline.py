@@ -10,12 +10,12 @@ import psycopg
 import pytest
 
 from config import Settings
-from data_pipeline.demo_db import DEMO_TABLES
+from data_pipeline.db.demo_db import DEMO_TABLES
 from data_pipeline.qa.documents import load_table_documents
 from data_pipeline.qa.offline import generate_offline
 from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
 from data_pipeline.steps.context import StepContext
-from data_pipeline.table_list import parse_table_name
+from data_pipeline.schema.names import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
 from tests.test_qa_writers import run_sql_file
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from data_pipeline.demo_db import DEMO_TABLES
+from data_pipeline.db.demo_db import DEMO_TABLES
 from tests.test_schema_formats import check_ddl, check_md
 
 TABLES = "/api/v0/database/tables"

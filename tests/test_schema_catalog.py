@@ -14,7 +14,7 @@ import pytest
 from data_pipeline.schema import introspection, naming, sampling
 from data_pipeline.schema.comments import offline_comments, one_line
 from data_pipeline.schema.render import render_ddl, render_md
-from data_pipeline.table_list import TableName
+from data_pipeline.schema.names import TableName
 from tests.conftest import DatabaseFactory
 from tests.test_schema_formats import check_ddl, check_md
 

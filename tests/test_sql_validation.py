@@ -17,7 +17,7 @@ from data_pipeline.llm.client import LLMClient
 from data_pipeline.qa.documents import load_table_documents, render_create_table
 from data_pipeline.steps import sql_validation
 from data_pipeline.steps.context import StepContext
-from data_pipeline.table_list import parse_table_name
+from data_pipeline.schema.names import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
 from data_pipeline.validation.outcome import ErrorClass
 from data_pipeline.validation.statement_check import check_statement

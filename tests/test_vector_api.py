@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from data_pipeline.db.connection import with_database
-from data_pipeline.demo_db import DEMO_TABLES
-from data_pipeline.task_dir import pair_files
+from data_pipeline.db.demo_db import DEMO_TABLES
+from data_pipeline.tasks.directory import pair_files
 from data_pipeline.vector.embeddings import HashEmbeddings
 from data_pipeline.vector.store import ensure_collections, store_engine
 from tests.support.api_server import ApiServer

@@ -11,10 +11,10 @@ from flask import Flask, g, request
 from config import Settings
 from data_pipeline.api.context import Services
 from data_pipeline.api.envelope import register_error_handlers
-from data_pipeline.databases import default_business_url, store_url
+from data_pipeline.db.databases import default_business_url, store_url
 from data_pipeline.errors import AuthenticationError
 from data_pipeline.store import TaskStore
-from data_pipeline.task_service import TaskService
+from data_pipeline.tasks.service import TaskService
 
 # One module per resource, each exposing `bp`.
 BLUEPRINT_MODULES = ("health", "tasks", "database", "files", "logs", "vectors", "console")
@@ -25,7 +25,7 @@ access_log = logging.getLogger("unified_api")
 def create_app(settings: Settings | None = None, *, configure_logging: bool = True) -> Flask:
     settings = settings or Settings.from_env()
     if configure_logging:
-        from data_pipeline.app_logging import configure_logging as configure
+        from data_pipeline.logs.app_logging import configure_logging as configure
 
         configure(settings)
     settings.training_data_dir.mkdir(parents=True, exist_ok=True)

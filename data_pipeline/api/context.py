@@ -7,7 +7,7 @@ from flask import current_app
 
 from config import Settings
 from data_pipeline.store import TaskStore
-from data_pipeline.task_service import TaskService
+from data_pipeline.tasks.service import TaskService
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pydantic import Field
 from data_pipeline.api.context import services
 from data_pipeline.api.endpoints import RequestBody, endpoint
 from data_pipeline.api.envelope import success
-from data_pipeline.databases import default_business_url
+from data_pipeline.db.databases import default_business_url
 from data_pipeline.db.connection import validate_url
 from data_pipeline.llm.client import LLMClient
 from data_pipeline.schema.tools import list_tables, table_document

@@ -13,7 +13,7 @@ from data_pipeline.errors import ValidationError
 from data_pipeline.files.paths import invalid_path
 from data_pipeline.files.service import TaskFiles
 from data_pipeline.files.uploads import UPLOAD_EXTENSIONS
-from data_pipeline.table_list import MAX_TABLES
+from data_pipeline.tasks.table_list import MAX_TABLES
 
 bp = Blueprint("files", __name__, url_prefix="/api/v0/data_pipeline")
 

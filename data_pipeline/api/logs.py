@@ -13,7 +13,7 @@ from data_pipeline.api.schemas import TimeText
 from data_pipeline.logs.query import DEFAULT_PAGE_SIZE, MAX_DEPTH, MAX_PAGE_SIZE, SORT_FIELDS, LogQuery
 from data_pipeline.logs.service import TaskLogs
 from data_pipeline.logs.tail import DEFAULT_LIMIT, MAX_LIMIT
-from data_pipeline.statuses import STEP_NAMES
+from data_pipeline.tasks.statuses import STEP_NAMES
 
 bp = Blueprint("logs", __name__, url_prefix="/api/v0/data_pipeline")
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, Field
 
 from data_pipeline.api.endpoints import QueryParameters, RequestBody
-from data_pipeline.statuses import STEP_NAMES
+from data_pipeline.tasks.statuses import STEP_NAMES
 from data_pipeline.store import SORTABLE_COLUMNS
 from data_pipeline.timeutil import parse_time
 

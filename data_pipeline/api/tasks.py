@@ -9,7 +9,7 @@ from data_pipeline.api.context import services
 from data_pipeline.api.endpoints import endpoint
 from data_pipeline.api.envelope import success
 from data_pipeline.api.schemas import CreateTaskRequest, ExecuteTaskRequest, ListTasksQuery, QueryTasksRequest
-from data_pipeline.task_views import execution_view
+from data_pipeline.tasks.serializers import execution_view
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v0/data_pipeline")
 

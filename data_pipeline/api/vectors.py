@@ -9,7 +9,7 @@ from pydantic import Field
 from data_pipeline.api.context import services
 from data_pipeline.api.endpoints import QueryParameters, RequestBody, endpoint
 from data_pipeline.api.envelope import success
-from data_pipeline.databases import store_url
+from data_pipeline.db.databases import store_url
 from data_pipeline.vector.restore import create_global_backup, list_backups, restore_backup
 
 bp = Blueprint("vectors", __name__, url_prefix="/api/v0/data_pipeline/vector")

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from data_pipeline.qa.checkpoint import CHECKPOINT_DIR
-from data_pipeline.task_dir import BACKUP_DIR_PREFIX, pair_files
+from data_pipeline.tasks.directory import BACKUP_DIR_PREFIX, pair_files
 
 API_PREFIX = "/api/v0/data_pipeline"
 

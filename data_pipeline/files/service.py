@@ -10,9 +10,9 @@ from data_pipeline.files.catalog import content_type, list_task_files
 from data_pipeline.files.paths import resolve_task_file
 from data_pipeline.files.uploads import (MAX_UPLOAD_BYTES, read_limited, save_uploaded_file, table_list_from_upload,
                                          table_list_info, write_table_list)
-from data_pipeline.statuses import TaskStatus
-from data_pipeline.table_list import MAX_FILE_BYTES, parse_table_names
-from data_pipeline.task_service import TaskService
+from data_pipeline.tasks.statuses import TaskStatus
+from data_pipeline.tasks.table_list import MAX_FILE_BYTES, parse_table_names
+from data_pipeline.tasks.service import TaskService
 
 logger = logging.getLogger("TaskFiles")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from data_pipeline.errors import PayloadTooLargeError, ValidationError
 from data_pipeline.files.catalog import file_entry, primary_file
 from data_pipeline.files.paths import display_path
-from data_pipeline.statuses import STEP_NAMES
-from data_pipeline.table_list import (TableName, decode_table_list, parse_table_list_text,
-                                      parse_table_names, render_table_list, split_entries)
-from data_pipeline.task_dir import (TABLE_LIST_FILE, TASK_CONFIG_FILE, TASK_LOG_FILE, TASK_RESULT_FILE,
+from data_pipeline.tasks.statuses import STEP_NAMES
+from data_pipeline.schema.names import TableName
+from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, parse_table_names, render_table_list, split_entries
+from data_pipeline.tasks.directory import (TABLE_LIST_FILE, TASK_CONFIG_FILE, TASK_LOG_FILE, TASK_RESULT_FILE,
                                     unique_backup_dir, write_text_atomic)
 from data_pipeline.timeutil import iso
 

@@ -1,0 +1,1 @@
+"""The LLM client: an OpenAI-compatible chat endpoint with timeouts, retries and tolerant JSON parsing."""

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from data_pipeline.statuses import STEP_NAMES
-from data_pipeline.task_log import CONTINUATION_INDENT
+from data_pipeline.tasks.statuses import STEP_NAMES
+from data_pipeline.logs.task_log import CONTINUATION_INDENT
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # An entry starts at every line that begins with a timestamp and " [".

@@ -29,8 +29,8 @@ from data_pipeline.logs.entries import (BOUNDARY_BYTES_RE, BOUNDARY_LENGTH, LEVE
 from data_pipeline.logs.fields import HeaderFields, equals_at, find_literal, gather, header_fields
 from data_pipeline.logs.segments import (Segment, count_lines, first_boundary_from, iter_segments, next_newline,
                                          timestamp_number, timestamps)
-from data_pipeline.statuses import STEP_NAMES
-from data_pipeline.task_log import CONTINUATION_INDENT
+from data_pipeline.tasks.statuses import STEP_NAMES
+from data_pipeline.logs.task_log import CONTINUATION_INDENT
 
 SORT_FIELDS = ("timestamp", "level", "logger", "step", "line_number")
 SORT_ORDERS = ("asc", "desc")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from data_pipeline.logs.query import LogQuery, query_log
 from data_pipeline.logs.tail import read_last_entries
-from data_pipeline.task_dir import TASK_LOG_FILE
-from data_pipeline.task_service import TaskService
+from data_pipeline.tasks.directory import TASK_LOG_FILE
+from data_pipeline.tasks.service import TaskService
 
 
 class TaskLogs:

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from data_pipeline.qa.model import BusinessScope, QAPair, Theme
-from data_pipeline.task_dir import write_json_atomic
+from data_pipeline.tasks.directory import write_json_atomic
 
 CHECKPOINT_DIR = "qa_generation_checkpoint"
 

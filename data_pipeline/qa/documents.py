@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_pipeline.table_list import TableName, parse_table_name, quote_if_needed
+from data_pipeline.schema.names import TableName, parse_table_name, quote_if_needed
 
 _CREATE_TABLE = re.compile(r"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?(.+?)\s*\(\s*$", re.IGNORECASE)
 _FOREIGN_KEY = re.compile(r"^foreign\s+key\s*\((.+?)\)\s*references\s+(.+?)\s*\((.+?)\)\s*[,;]?\s*$",

@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 
 from data_pipeline.qa.model import BusinessScope, QAPair, Theme
-from data_pipeline.table_list import safe_file_stem
-from data_pipeline.task_dir import write_json_atomic, write_text_atomic
+from data_pipeline.schema.names import safe_file_stem
+from data_pipeline.tasks.directory import write_json_atomic, write_text_atomic
 
 METADATA_FILE = "metadata.txt"
 METADATA_DETAIL_FILE = "metadata_detail.md"

@@ -1,6 +1,6 @@
 """How identifiers and types are written in generated DDL and documentation.
 
-`sql_ident` is `table_list.quote_if_needed` plus PostgreSQL's keywords: a column called `order`
+`sql_ident` is `names.quote_if_needed` plus PostgreSQL's keywords: a column called `order`
 or `user` is a syntax error unquoted, so every keyword that is not "unreserved" is quoted, exactly
 as the server's own quote_ident() does. The list is pg_get_keywords() of PostgreSQL 18 (a superset
 of 15's); a test compares it with the servers the tests run on.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from data_pipeline.table_list import quote_if_needed
+from data_pipeline.schema.names import quote_if_needed
 
 NON_UNRESERVED_KEYWORDS = frozenset("""
 all analyse analyze and any array as asc asymmetric authorization between bigint binary bit

@@ -13,7 +13,7 @@ import psycopg
 
 from data_pipeline.schema.identifiers import base_type, short_type
 from data_pipeline.schema.model import Column, ForeignKey, TableInfo
-from data_pipeline.table_list import TableName
+from data_pipeline.schema.names import TableName
 
 logger = logging.getLogger("SchemaIntrospector")
 

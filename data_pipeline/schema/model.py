@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data_pipeline.table_list import TableName
+from data_pipeline.schema.names import TableName
 
 
 @dataclass

@@ -18,7 +18,7 @@ from data_pipeline.schema import introspection, sampling
 from data_pipeline.schema.comments import document_comments
 from data_pipeline.schema.model import TableComments, TableInfo
 from data_pipeline.schema.render import render_ddl, render_md
-from data_pipeline.table_list import parse_table_name, quote_if_needed
+from data_pipeline.schema.names import parse_table_name, quote_if_needed
 
 logger = logging.getLogger("DatabaseTools")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from data_pipeline.statuses import STEP_NAMES
+from data_pipeline.tasks.statuses import STEP_NAMES
 from data_pipeline.steps.context import StepContext
 
 StepFunction = Callable[[StepContext], dict]

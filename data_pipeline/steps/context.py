@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from config import Settings
     from data_pipeline.llm.client import LLMClient
-    from data_pipeline.table_list import TableName
+    from data_pipeline.schema.names import TableName
 
 
 def _no_progress(done: int, total: int, unit: str) -> None:

@@ -26,8 +26,8 @@ from data_pipeline.schema.comments import document_comments
 from data_pipeline.schema.model import TableInfo
 from data_pipeline.schema.render import render_ddl, render_filename_mapping, render_md
 from data_pipeline.steps.context import StepContext
-from data_pipeline.table_list import TableName, parse_table_name
-from data_pipeline.task_dir import write_text_atomic
+from data_pipeline.schema.names import TableName, parse_table_name
+from data_pipeline.tasks.directory import write_text_atomic
 
 logger = logging.getLogger("DDLGenerator")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from data_pipeline.databases import store_url as settings_store_url
+from data_pipeline.db.databases import store_url as settings_store_url
 from data_pipeline.errors import StepFailed
 from data_pipeline.steps.context import StepContext
 from data_pipeline.vector import documents as task_documents

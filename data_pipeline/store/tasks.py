@@ -16,10 +16,10 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy import and_, create_engine, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from data_pipeline.databases import sqlalchemy_url
+from data_pipeline.db.databases import sqlalchemy_url
 from data_pipeline.db.connection import describe_connection_error
 from data_pipeline.errors import DatabaseError
-from data_pipeline.statuses import (STEP_ENABLE_FLAGS, STEP_NAMES, STEP_TRANSITIONS, ExecutionStatus, StepStatus,
+from data_pipeline.tasks.statuses import (STEP_ENABLE_FLAGS, STEP_NAMES, STEP_TRANSITIONS, ExecutionStatus, StepStatus,
                                     TaskStatus)
 from data_pipeline.store.migrations import migrate
 from data_pipeline.store.tables import executions, steps, tasks

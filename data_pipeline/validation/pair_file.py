@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from data_pipeline.errors import StepFailed
-from data_pipeline.task_dir import pair_files, write_json_atomic, write_text_atomic
+from data_pipeline.tasks.directory import pair_files, write_json_atomic, write_text_atomic
 
 
 @dataclass

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from data_pipeline.validation.outcome import ValidationOutcome
-from data_pipeline.task_dir import write_json_atomic, write_text_atomic
+from data_pipeline.tasks.directory import write_json_atomic, write_text_atomic
 
 
 @dataclass

@@ -25,7 +25,7 @@ import psycopg
 
 from data_pipeline.errors import DatabaseError, VectorStoreError
 from data_pipeline.files.catalog import human_size
-from data_pipeline.task_dir import write_text_atomic
+from data_pipeline.tasks.directory import write_text_atomic
 from data_pipeline.vector.store import (COLLECTION_TABLE, EMBEDDING_TABLE, VECTOR_TABLES, VectorTables,
                                         connect_store)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_pipeline.errors import StepFailed
-from data_pipeline.task_dir import pair_files
+from data_pipeline.tasks.directory import pair_files
 
 COLLECTIONS = ("sql", "ddl", "documentation")
 ID_SUFFIXES = {"sql": "-sql", "ddl": "-ddl", "documentation": "-doc"}

@@ -28,7 +28,7 @@ import psycopg
 
 from data_pipeline.errors import DatabaseError, NotFoundError, ValidationError, VectorStoreError
 from data_pipeline.files.catalog import human_size
-from data_pipeline.task_dir import is_valid_task_id
+from data_pipeline.tasks.directory import is_valid_task_id
 from data_pipeline.vector.backup import (BACKUP_LOG, TABLE_COLUMNS, TIMESTAMP_FORMAT, backup_file_name,
                                          backup_vector_tables)
 from data_pipeline.vector.store import (COLLECTION_TABLE, EMBEDDING_TABLE, VECTOR_TABLES, VectorTables,

@@ -16,7 +16,7 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
-from data_pipeline.databases import sqlalchemy_url
+from data_pipeline.db.databases import sqlalchemy_url
 from data_pipeline.db.connection import connect, scrub
 from data_pipeline.errors import VectorStoreError
 

@@ -124,7 +124,7 @@ def business_pg():
 @pytest.fixture(scope="session")
 def business_db_url(business_pg) -> str:
     """A copy of the demo database on `business_pg`, owned by a role with a password."""
-    from data_pipeline import demo_db
+    from data_pipeline.db import demo_db
 
     url = business_pg.add_database("highway_rel", user="rel_owner", password=DB_PASSWORD)
     with psycopg.connect(url, autocommit=True) as conn:

@@ -16,7 +16,7 @@ import os
 import time
 
 from data_pipeline.errors import StepFailed
-from data_pipeline.statuses import STEP_NAMES
+from data_pipeline.tasks.statuses import STEP_NAMES
 from data_pipeline.steps import register_step
 
 CONTROL_FILE = "test_control.json"

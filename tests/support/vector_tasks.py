@@ -11,7 +11,7 @@ import psycopg
 from sqlalchemy import create_engine, text
 
 from config import Settings
-from data_pipeline.databases import sqlalchemy_url
+from data_pipeline.db.databases import sqlalchemy_url
 from data_pipeline.steps.context import StepContext
 
 REFERENCE_PAIR_FILE = "qs_highway_db_20250721_234914_pair.json"

@@ -11,7 +11,7 @@
         if f["is_primary"]:
             client.download_file(task["task_id"], f["file_name"], "out/")
 
-Every method returns the `data` block of the response envelope (typed in client_types). A
+Every method returns the `data` block of the response envelope (typed in data_pipeline.client.types). A
 response with `success: false` raises DataPipelineError carrying the HTTP status, `error_code`,
 `details` and `invalid_params`; a server that cannot be reached raises DataPipelineConnectionError.
 """
@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import requests
 
-from data_pipeline.client_types import (FINISHED_STATUSES, CreatedTask, DatabaseTables, ExecutionHistory,
+from data_pipeline.client.types import (FINISHED_STATUSES, CreatedTask, DatabaseTables, ExecutionHistory,
                                         ExecutionStarted, FileInfo, FileList, Health, LogList, LogQueryResult,
                                         TableDocument, TableListInfo, TaskDetail, TaskList, TaskQueryResult,
                                         VectorBackupList)

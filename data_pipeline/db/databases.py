@@ -12,7 +12,7 @@ def store_url(settings: Settings) -> str:
     """psycopg URL of the database holding the task tables and the pgvector tables."""
     if settings.db_url:
         return _normalise(settings.db_url)
-    from data_pipeline import embedded_pg
+    from data_pipeline.db import embedded_pg
 
     return embedded_pg.store_url(settings.embedded_pg_dir)
 
@@ -21,7 +21,7 @@ def default_business_url(settings: Settings) -> str:
     """The business database used when a request names none (the embedded demo by default)."""
     if settings.default_db_connection:
         return _normalise(settings.default_db_connection)
-    from data_pipeline import embedded_pg
+    from data_pipeline.db import embedded_pg
 
     return embedded_pg.demo_url(settings.embedded_pg_dir)
 

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import IO
 
 from config import ConfigError, Settings
-from data_pipeline.cli import (EXIT_API_ERROR, EXIT_CANCELLED, EXIT_TIMEOUT, EXIT_USAGE, note, task_exit_code,
-                               task_flags)
-from data_pipeline.cli_output import ProgressDisplay, print_json, print_task
-from data_pipeline.client_types import FINISHED_STATUSES
-from data_pipeline.databases import store_url
+from data_pipeline.cli.exits import EXIT_API_ERROR, EXIT_CANCELLED, EXIT_TIMEOUT, EXIT_USAGE, task_exit_code
+from data_pipeline.cli.output import ProgressDisplay, note, print_json, print_task
+from data_pipeline.cli.parser import task_flags
+from data_pipeline.client.types import FINISHED_STATUSES
+from data_pipeline.db.databases import store_url
 from data_pipeline.errors import ConflictError, PipelineError
 from data_pipeline.store import TaskStore
-from data_pipeline.table_list import decode_table_list, parse_table_list_text, render_table_list
-from data_pipeline.task_dir import TABLE_LIST_FILE, write_text_atomic
-from data_pipeline.task_service import TaskService
+from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, render_table_list
+from data_pipeline.tasks.directory import TABLE_LIST_FILE, write_text_atomic
+from data_pipeline.tasks.service import TaskService
 
 LOCAL_CREATOR = "cli"
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from data_pipeline.db.connection import mask_url
-from data_pipeline.statuses import STEP_NAMES, StepStatus
+from data_pipeline.tasks.statuses import STEP_NAMES, StepStatus
 from data_pipeline.timeutil import iso
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from data_pipeline.client import DEFAULT_URL
-from data_pipeline.client_types import STEP_NAMES
+from data_pipeline.client.types import STEP_NAMES
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -139,3 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_parameters(run)
     add_wait_options(run)
     return parser
+
+
+def task_flags(args) -> dict:
+    return {"enable_sql_validation": False if args.no_sql_validation else None,
+            "enable_llm_repair": False if args.no_llm_repair else None,
+            "modify_original_file": False if args.no_modify_original_file else None,
+            "enable_training_data_load": False if args.no_training_data_load else None,
+            "backup_vector_tables": True if args.backup_vector_tables else None,
+            "truncate_vector_tables": True if args.truncate_vector_tables else None}

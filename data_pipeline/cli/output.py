@@ -12,13 +12,18 @@ import sys
 import time
 from typing import IO, Iterable, Sequence
 
-from data_pipeline.client_types import STEP_NAMES, LogEntry, TaskDetail
+from data_pipeline.client.types import STEP_NAMES, LogEntry, TaskDetail
 
 BAR_WIDTH = 24
 STEP_SHORT = {"ddl_generation": "DDL", "qa_generation": "QA", "sql_validation": "SQL", "training_load": "LOAD"}
 STATUS_MARK = {"completed": "✔", "skipped": "–", "failed": "✘", "cancelled": "■", "running": "▶", "pending": "·"}
 STATUS_TEXT = {"pending": "待执行", "in_progress": "执行中", "partial_completed": "部分完成", "completed": "已完成",
                "failed": "失败", "cancelled": "已取消", "running": "运行中", "skipped": "已跳过"}
+
+
+def note(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def print_json(value, out: IO[str]) -> None:

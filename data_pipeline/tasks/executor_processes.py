@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from config import PROJECT_ROOT, Settings
-from data_pipeline.task_dir import EXECUTOR_OUTPUT_FILE
+from data_pipeline.tasks.directory import EXECUTOR_OUTPUT_FILE
 
 EXECUTOR_MODULE = "data_pipeline.task_executor"
 HOSTNAME = socket.gethostname()

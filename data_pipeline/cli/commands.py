@@ -21,30 +21,19 @@ import time
 from pathlib import Path
 from typing import IO
 
-from data_pipeline.cli_output import ProgressDisplay, print_json, print_logs, print_table, print_task
-from data_pipeline.cli_parser import build_parser
+from data_pipeline.cli.exits import (EXIT_API_ERROR, EXIT_CANCELLED, EXIT_CONNECTION, EXIT_OK, EXIT_TASK_FAILED,
+                                     EXIT_TIMEOUT, EXIT_USAGE, task_exit_code)
+from data_pipeline.cli.output import ProgressDisplay, note, print_json, print_logs, print_table, print_task
+from data_pipeline.cli.parser import build_parser, task_flags
 from data_pipeline.client import (DEFAULT_URL, DataPipelineClient, DataPipelineConnectionError, DataPipelineError,
                                   WaitTimeout)
-from data_pipeline.client_types import FINISHED_STATUSES
+from data_pipeline.client.types import FINISHED_STATUSES
 
-EXIT_OK = 0
-EXIT_TASK_FAILED = 1
-EXIT_USAGE = 2
-EXIT_API_ERROR = 3
-EXIT_CONNECTION = 4
-EXIT_TIMEOUT = 5
-EXIT_CANCELLED = 130
-
-TASK_EXIT_CODES = {"failed": EXIT_TASK_FAILED, "cancelled": EXIT_CANCELLED}
 FOLLOW_PAGE_SIZE = 100
 
 
 class UsageError(Exception):
     """Arguments that parse but do not make sense together."""
-
-
-def task_exit_code(task: dict) -> int:
-    return TASK_EXIT_CODES.get(task.get("status"), EXIT_OK)
 
 
 # ---- commands over the API ------------------------------------------------------------------------
@@ -79,15 +68,6 @@ def cmd_create(client: DataPipelineClient, args, out: IO[str]) -> int:
         if table_list:
             note(f"表清单: {table_list.get('table_count')} 个表")
     return EXIT_OK
-
-
-def task_flags(args) -> dict:
-    return {"enable_sql_validation": False if args.no_sql_validation else None,
-            "enable_llm_repair": False if args.no_llm_repair else None,
-            "modify_original_file": False if args.no_modify_original_file else None,
-            "enable_training_data_load": False if args.no_training_data_load else None,
-            "backup_vector_tables": True if args.backup_vector_tables else None,
-            "truncate_vector_tables": True if args.truncate_vector_tables else None}
 
 
 def cmd_upload(client: DataPipelineClient, args, out: IO[str]) -> int:
@@ -278,7 +258,7 @@ def cmd_delete(client: DataPipelineClient, args, out: IO[str]) -> int:
 
 
 def cmd_run(args, out: IO[str]) -> int:
-    from data_pipeline.cli_local import run_locally
+    from data_pipeline.cli.local import run_locally
 
     return run_locally(args, out)
 
@@ -286,11 +266,6 @@ def cmd_run(args, out: IO[str]) -> int:
 COMMANDS = {"create": cmd_create, "upload": cmd_upload, "execute": cmd_execute, "status": cmd_status,
             "list": cmd_list, "logs": cmd_logs, "files": cmd_files, "download": cmd_download,
             "cancel": cmd_cancel, "delete": cmd_delete}
-
-
-def note(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
 
 
 def report_error(exc: DataPipelineError) -> None:

@@ -12,7 +12,7 @@ from logging.handlers import RotatingFileHandler
 
 from config import Settings
 from data_pipeline.db.connection import password_of
-from data_pipeline.task_log import DATE_FORMAT, SecretScrubber
+from data_pipeline.logs.task_log import DATE_FORMAT, SecretScrubber
 
 FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 MAX_BYTES = 10 * 1024 * 1024

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from data_pipeline.errors import ValidationError
-from data_pipeline.table_list import TableName, parse_table_list_text
+from data_pipeline.schema.names import TableName
+from data_pipeline.tasks.table_list import parse_table_list_text
 
 TASK_ID_PATTERN = re.compile(r"task_\d{8}_\d{6}(?:_\d{1,6})?\Z")
 TABLE_LIST_FILE = "table_list.txt"

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from data_pipeline.task_dir import TASK_LOG_FILE
+from data_pipeline.tasks.directory import TASK_LOG_FILE
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 CONTINUATION_INDENT = "    "

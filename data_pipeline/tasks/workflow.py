@@ -12,17 +12,17 @@ import time
 from pathlib import Path
 
 from config import Settings
-from data_pipeline import task_log
-from data_pipeline.databases import default_business_url, store_url
+from data_pipeline.logs import task_log
+from data_pipeline.db.databases import default_business_url, store_url
 from data_pipeline.db.connection import database_name, scrub
 from data_pipeline.errors import PipelineError, disk_full_details, is_disk_full
 from data_pipeline.llm.client import LLMClient
-from data_pipeline.statuses import STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus
+from data_pipeline.tasks.statuses import STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus
 from data_pipeline.steps import StepContext, get_step
 from data_pipeline.store import TaskStore
-from data_pipeline.task_dir import (TASK_CONFIG_FILE, TASK_RESULT_FILE, backup_step_outputs, read_table_list,
+from data_pipeline.tasks.directory import (TASK_CONFIG_FILE, TASK_RESULT_FILE, backup_step_outputs, read_table_list,
                                     write_json_atomic)
-from data_pipeline.task_views import public_parameters
+from data_pipeline.tasks.serializers import public_parameters
 from data_pipeline.timeutil import iso
 
 logger = logging.getLogger("WorkflowOrchestrator")

@@ -11,17 +11,18 @@ import shutil
 from pathlib import Path
 
 from config import PROJECT_ROOT, Settings
-from data_pipeline import executions, task_log
+from data_pipeline.logs import task_log
+from data_pipeline.tasks import executor_processes
 from data_pipeline.db.connection import database_name, mask_url, validate_url
-from data_pipeline.embedded_pg import DEMO_DATABASE
+from data_pipeline.db.embedded_pg import DEMO_DATABASE
 from data_pipeline.errors import (ConflictError, InsufficientStorageError, PipelineError, TaskNotFoundError,
                                   ValidationError, disk_full_details, is_disk_full)
-from data_pipeline.statuses import STEP_NAMES, ExecutionStatus, TaskStatus
+from data_pipeline.tasks.statuses import STEP_NAMES, ExecutionStatus, TaskStatus
 from data_pipeline.store import TaskStore
-from data_pipeline.table_list import decode_table_list, parse_table_list_text, render_table_list
-from data_pipeline.task_dir import (TABLE_LIST_FILE, is_valid_task_id, missing_step_inputs, read_table_list,
+from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, render_table_list
+from data_pipeline.tasks.directory import (TABLE_LIST_FILE, is_valid_task_id, missing_step_inputs, read_table_list,
                                     task_dir, write_text_atomic)
-from data_pipeline.task_views import task_status_body, task_summary
+from data_pipeline.tasks.serializers import task_status_body, task_summary
 from data_pipeline.timeutil import iso
 
 logger = logging.getLogger("TaskService")
@@ -55,7 +56,7 @@ class TaskService:
         if task["status"] != TaskStatus.IN_PROGRESS.value or not execution \
                 or execution["status"] != ExecutionStatus.RUNNING.value:
             return False
-        reason = executions.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
+        reason = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
         return reason is not None and self._settle(execution, reason, None)
 
     def _settle(self, execution: dict, reason: str, exit_code: int | None) -> bool:
@@ -81,7 +82,7 @@ class TaskService:
         """At start: settle every running execution whose executor is gone."""
         settled = 0
         for execution in self.store.running_executions():
-            reason = executions.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
+            reason = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
             if reason and self._settle(execution, reason, None):
                 settled += 1
         return settled
@@ -213,22 +214,22 @@ class TaskService:
     def _start_executor(self, task_id: str, execution_id: str, mode: str, step_name: str | None,
                         options: dict) -> None:
         directory = self.directory(task_id)
-        command = executions.executor_command(task_id, mode, step_name, options["backup_vector_tables"],
+        command = executor_processes.executor_command(task_id, mode, step_name, options["backup_vector_tables"],
                                               options["truncate_vector_tables"])
 
         def on_exit(returncode: int) -> None:
             execution = self.store.get_execution(execution_id)
             if execution and execution["status"] == ExecutionStatus.RUNNING.value:
-                self._settle(execution, executions.describe_exit(returncode), returncode)
+                self._settle(execution, executor_processes.describe_exit(returncode), returncode)
 
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            pid = executions.spawn_executor(self.settings, directory, command, on_exit)
+            pid = executor_processes.spawn_executor(self.settings, directory, command, on_exit)
         except OSError as exc:
             self.store.finish_execution(execution_id, ExecutionStatus.FAILED,
                                         error_message=f"无法启动执行器: {exc.strerror}")
             raise PipelineError(f"无法启动执行器: {exc.strerror}") from None
-        self.store.record_executor(execution_id, pid, executions.HOSTNAME)
+        self.store.record_executor(execution_id, pid, executor_processes.HOSTNAME)
         logger.info("任务 %s 开始执行 (%s), 执行器进程 %d", task_id, execution_id, pid)
 
     def cancel_task(self, task_id: str) -> dict:
@@ -244,7 +245,7 @@ class TaskService:
                                        error_message="任务已被用户取消"):
             self._note_in_task_log(task_id, "WARNING", "任务已被用户取消", running_step)
         if execution.get("pid"):
-            executions.terminate_executor(execution["pid"], task_id, self.settings.cancel_grace_seconds)
+            executor_processes.terminate_executor(execution["pid"], task_id, self.settings.cancel_grace_seconds)
         logger.info("取消任务: %s", task_id)
         return self.get_task(task_id)
 

@@ -117,7 +117,7 @@ def _create_database(conn: psycopg.Connection, base_url: str, name: str) -> None
     building = f"{name}__building"
     conn.execute(f'drop database if exists "{building}"')
     conn.execute(f'create database "{building}"')
-    from data_pipeline import demo_db
+    from data_pipeline.db import demo_db
 
     with psycopg.connect(with_database(base_url, building), autocommit=True) as demo:
         counts = demo_db.populate(demo)
