@@ -159,3 +159,43 @@ def embedded_api(embedded_pg_dir, tmp_path_factory):
     server = ApiServer(server_env(root, embedded_pg_dir), root).start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def debian_schema_db(local_pg_admin_url):
+    """`debian_schema_db("zabbix")` (or "icinga", "pdns"): the URL of a database on the machine's
+    server loaded with that Debian package's schema (tests/support/debian_schemas.py), loaded once
+    per session and shared; read it, never change it."""
+    from tests.support import debian_schemas
+
+    factory = DatabaseFactory(local_pg_admin_url, "dp_test_debian")
+    loaded: dict[str, str] = {}
+
+    def database(key: str) -> str:
+        if key not in loaded:
+            schema = debian_schemas.SCHEMAS[key]
+            url = factory()
+            try:
+                debian_schemas.load(schema, url)
+            except debian_schemas.ArchiveUnreachable as exc:
+                pytest.fail(f"Debian package {schema.package} could not be fetched: {exc}")
+            loaded[key] = url
+        return loaded[key]
+
+    yield database
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def zabbix_db_url(debian_schema_db) -> str:
+    return debian_schema_db("zabbix")
+
+
+@pytest.fixture(scope="session")
+def icinga_db_url(debian_schema_db) -> str:
+    return debian_schema_db("icinga")
+
+
+@pytest.fixture(scope="session")
+def pdns_db_url(debian_schema_db) -> str:
+    return debian_schema_db("pdns")
