@@ -25,12 +25,12 @@ _USER_SCHEMAS = r"n.nspname <> 'information_schema' and n.nspname not like 'pg\_
 _CHARACTER_TYPES = {"varchar", "bpchar"}
 _INTEGER_TYPES = {"int2", "int4", "int8"}
 
-_RELATIONS_SQL = """
+_RELATIONS_SQL = f"""
 select c.oid, n.nspname, c.relname, c.relkind, obj_description(c.oid, 'pg_class'), c.reltuples
 from unnest(%(schemas)s::text[], %(names)s::text[]) as wanted(schema_name, table_name)
 join pg_namespace n on n.nspname = wanted.schema_name
 join pg_class c on c.relnamespace = n.oid and c.relname = wanted.table_name
-where c.relkind in ('r', 'p', 'f', 'v', 'm')
+where c.relkind in ('r', 'p', 'f', 'v', 'm') and {_USER_SCHEMAS}
 """
 
 _COLUMNS_SQL = """
