@@ -59,6 +59,7 @@ class Settings:
     heartbeat_timeout_seconds: float = 60.0
     cancel_grace_seconds: float = 5.0
     step_modules: tuple[str, ...] = ()
+    mask_columns: tuple[str, ...] = ()
 
     @property
     def llm_configured(self) -> bool:
@@ -167,6 +168,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "heartbeat_timeout_seconds": ("DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS", "float"),
     "cancel_grace_seconds": ("DATA_PIPELINE_CANCEL_GRACE_SECONDS", "float"),
     "step_modules": ("DATA_PIPELINE_STEP_MODULES", "list"),
+    "mask_columns": ("DATA_PIPELINE_MASK_COLUMNS", "list"),
 }
 
 assert set(_VARIABLES) == {f.name for f in fields(Settings)}, "every setting needs an environment variable"

@@ -12,6 +12,7 @@ from data_pipeline.api.envelope import success
 from data_pipeline.db.databases import default_business_url
 from data_pipeline.db.connection import validate_url
 from data_pipeline.llm.client import LLMClient
+from data_pipeline.schema.secret_columns import ColumnMask
 from data_pipeline.schema.tools import list_tables, table_document
 
 bp = Blueprint("database", __name__, url_prefix="/api/v0/database")
@@ -62,6 +63,7 @@ def list_database_tables(body: ListTablesRequest):
 @endpoint(bp, "/table/ddl", methods=["POST"], body=TableDocumentRequest, summary="获取表DDL/MD文档",
           tag="database")
 def table_ddl(body: TableDocumentRequest):
-    llm = LLMClient.from_settings(services().settings)
-    data = table_document(_business_url(body.db_connection), body.table, body.type, body.business_context, llm)
+    settings = services().settings
+    data = table_document(_business_url(body.db_connection), body.table, body.type, body.business_context,
+                          LLMClient.from_settings(settings), ColumnMask.from_settings(settings))
     return success(data, "获取表DDL成功")

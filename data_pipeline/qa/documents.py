@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_pipeline.schema.names import TableName, parse_table_name, quote_if_needed
+from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 
 _CREATE_TABLE = re.compile(r"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?(.+?)\s*\(\s*$", re.IGNORECASE)
 _FOREIGN_KEY = re.compile(r"^foreign\s+key\s*\((.+?)\)\s*references\s+(.+?)\s*\((.+?)\)\s*[,;]?\s*$",
@@ -316,8 +317,10 @@ def merge(ddl: TableDoc | None, md: TableDoc | None) -> TableDoc:
     return ddl
 
 
-def load_table_documents(task_dir: Path, tables: list[TableName]) -> tuple[list[TableDoc], list[str]]:
-    """The documented tables among `tables` (in order), and the names of those with neither file."""
+def load_table_documents(task_dir: Path, tables: list[TableName],
+                         mask: ColumnMask = BUILTIN_MASK) -> tuple[list[TableDoc], list[str]]:
+    """The documented tables among `tables` (in order), and the names of those with neither file.
+    Values of secret columns (`mask`) in an uploaded MD are dropped: no prompt or SQL filter uses them."""
     docs, missing = [], []
     for table in tables:
         ddl_path = task_dir / f"{table.file_stem}.ddl"
@@ -328,6 +331,9 @@ def load_table_documents(task_dir: Path, tables: list[TableName]) -> tuple[list[
             missing.append(table.full_name)
             continue
         doc = merge(ddl, md)
+        for column in doc.columns:
+            if mask.hides(column.name, column.type):
+                column.samples, column.enum_values = [], []
         # The list is the authority on which table this is (a file may omit the schema).
         doc.table = table
         docs.append(doc)

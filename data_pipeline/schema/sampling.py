@@ -12,6 +12,8 @@
   sample on average ENUM_MIN_REPEATS times; unless the sample was the whole table, confirmed by
   pg_stats when the table is analysed, else by a second block sample. Numbers (domains over
   numbers included) are never enums: a year or a price with few values is still a quantity.
+- Secret columns (`secret_columns.ColumnMask`: names like password/token/hash, bytea, the
+  operator's DATA_PIPELINE_MASK_COLUMNS) are never read: no sample or enum value of theirs exists.
 Cost on a 10-million-row table: a capped count, an EXPLAIN (or a count over a few hundred random
 blocks), and one or two samples of a few blocks.
 """
@@ -27,6 +29,7 @@ import psycopg
 from psycopg import sql
 
 from data_pipeline.schema.model import Column, TableInfo
+from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 
 logger = logging.getLogger("SchemaSampler")
 
@@ -39,7 +42,6 @@ ENUM_MAX_VALUES = 20
 ENUM_MAX_VALUE_CHARS = 50
 ENUM_MIN_REPEATS = 3
 _ENUM_CATEGORIES = {"S", "B"}   # strings (text-like domains too), booleans; enum types have labels
-_UNSAMPLED_TYPES = {"bytea"}
 _IDENTIFIER_NAME = re.compile(r"(?i:(?:^|_)(?:id|uuid|guid))$|[a-z0-9](?:Id|ID)$")
 _BLOCK_SAMPLED_KINDS = {"table", "partitioned table", "materialized view"}
 _SEEDS = (7, 11)
@@ -47,24 +49,25 @@ _SKIPPABLE = (psycopg.errors.InsufficientPrivilege, psycopg.errors.QueryCanceled
               psycopg.errors.LockNotAvailable)
 
 
-def measure(conn: psycopg.Connection, table: TableInfo) -> None:
-    """Fill the table's row count, its columns' sample values and enum values.
+def measure(conn: psycopg.Connection, table: TableInfo, mask: ColumnMask = BUILTIN_MASK) -> None:
+    """Fill the table's row count, its columns' sample values and enum values (none for the
+    columns `mask` hides).
 
     Without SELECT privilege, or when a query times out or waits for a lock, the table is still
     documented from the catalogs, without counts and samples (`table.sampling_error` says why).
     """
     try:
-        _measure(conn, table)
+        _measure(conn, table, mask)
     except _SKIPPABLE as exc:
         table.sampling_error = str(exc).strip().splitlines()[0]
         logger.warning("表 %s 无法统计行数与采样，仅使用目录信息: %s", table.full_name, table.sampling_error)
     _set_enum_types(table)
 
 
-def _measure(conn: psycopg.Connection, table: TableInfo) -> None:
+def _measure(conn: psycopg.Connection, table: TableInfo, mask: ColumnMask) -> None:
     relation = sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
     _count_rows(conn, table, relation)
-    sampled = [c for c in table.columns if c.data_type not in _UNSAMPLED_TYPES]
+    sampled = [c for c in table.columns if not mask.hides(c.name, c.data_type)]
     if not sampled:
         return
     rows, whole_table = _sample(conn, table, relation, sampled, _SEEDS[0])

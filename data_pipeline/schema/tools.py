@@ -18,6 +18,7 @@ from data_pipeline.schema import introspection, sampling
 from data_pipeline.schema.comments import document_comments
 from data_pipeline.schema.model import TableComments, TableInfo
 from data_pipeline.schema.render import render_ddl, render_md
+from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 from data_pipeline.schema.types_file import render_types_file
 from data_pipeline.schema.user_types import load_types
 from data_pipeline.schema.names import parse_table_name, quote_if_needed
@@ -51,8 +52,9 @@ def list_tables(db_url: str, schemas: list[str] | None = None, pattern: str | No
 
 
 def table_document(db_url: str, table: str, output_type: str = "both", business_context: str | None = None,
-                   llm=None) -> dict:
-    """DDL and/or MD of one table, with its table_info and fields blocks."""
+                   llm=None, mask: ColumnMask = BUILTIN_MASK) -> dict:
+    """DDL and/or MD of one table, with its table_info and fields blocks (no values of the
+    columns `mask` hides)."""
     if output_type not in OUTPUT_TYPES:
         raise ValidationError(f"参数 type 必须是 {'/'.join(OUTPUT_TYPES)} 之一", invalid_params=["type"])
     try:
@@ -66,7 +68,7 @@ def table_document(db_url: str, table: str, output_type: str = "both", business_
             raise NotFoundError(f"表不存在: {name.qualified_schema}.{quote_if_needed(name.name)}",
                                 error_code="TABLE_NOT_FOUND", invalid_params=["table"], message="表不存在")
         types = load_types(conn, [info])
-        sampling.measure(conn, info)
+        sampling.measure(conn, info, mask)
     comments, llm_error = document_comments(info, business_context, llm, logger)
     data: dict = {}
     if output_type in ("ddl", "both"):

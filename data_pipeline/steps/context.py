@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from data_pipeline.schema.secret_columns import ColumnMask
+
 if TYPE_CHECKING:
     from config import Settings
     from data_pipeline.llm.client import LLMClient
@@ -38,3 +40,8 @@ class StepContext:
 
     def param(self, name: str, default=None):
         return self.params.get(name, default)
+
+    @property
+    def column_mask(self) -> ColumnMask:
+        """The columns whose values no step may read or write (secret_columns)."""
+        return ColumnMask.from_settings(self.settings)

@@ -203,7 +203,7 @@ def _document_table(ctx: StepContext, pool: _ConnectionPool, table: TableInfo,
                     stem: str) -> tuple[list[str], str | None]:
     """Sample, comment, render and write one table: its file names and the LLM's failure, if any."""
     with pool.connection() as conn:
-        sampling.measure(conn, table)
+        sampling.measure(conn, table, ctx.column_mask)
     comments, llm_error = document_comments(table, ctx.business_context, ctx.llm, logger)
     files = [f"{stem}.ddl", f"{stem}_detail.md"]
     write_text_atomic(ctx.task_dir / files[0], render_ddl(table, comments))

@@ -81,7 +81,7 @@ def _documents(ctx: StepContext) -> list[TableDoc]:
     except ValueError as exc:
         raise StepFailed(f"表名无效: {exc}") from None
     try:
-        docs, missing = load_table_documents(ctx.task_dir, tables)
+        docs, missing = load_table_documents(ctx.task_dir, tables, ctx.column_mask)
     except ValueError as exc:
         raise StepFailed(f"表结构文件无法解析: {exc}") from None
     if missing:

@@ -102,7 +102,7 @@ def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[Pair
 def _table_documents(ctx: StepContext) -> list[TableDoc]:
     tables = [as_table_name(name) for name in ctx.tables] if ctx.tables else discover_tables(ctx.task_dir)
     try:
-        docs, missing = load_table_documents(ctx.task_dir, tables)
+        docs, missing = load_table_documents(ctx.task_dir, tables, ctx.column_mask)
     except ValueError as exc:
         ctx.logger.warning("表结构文件无法解析，修复时不提供表结构: %s", exc)
         return []

@@ -30,7 +30,7 @@ def run(ctx: StepContext) -> dict:
     # an unreachable embedding service must not leave the vector tables truncated.
     embeddings = embeddings_from_settings(ctx.settings, logger=logger)
     dimension = embeddings.dimension
-    collected = task_documents.collect(ctx.task_dir, ctx.task_id, embeddings.model_name)
+    collected = task_documents.collect(ctx.task_dir, ctx.task_id, embeddings.model_name, ctx.column_mask)
     if not collected.documents:
         raise StepFailed("任务目录中没有可加载的训练数据（*.ddl、*_detail.md 或 *_pair.json）")
     if collected.skipped_pairs:

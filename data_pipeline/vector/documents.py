@@ -6,7 +6,8 @@ form a stock Vanna `PG_VectorStore` writes and reads:
 
 - `sql`: `json.dumps({"question": q, "sql": s}, ensure_ascii=False)` (Vanna reads it back with
   `ast.literal_eval`, which accepts that JSON because it holds only strings);
-- `ddl` / `documentation`: the file's raw text;
+- `ddl` / `documentation`: the file's raw text — except the values of secret columns (sample and
+  enum values an uploaded `_detail.md` may list for a password, token... column), which are cut;
 - ids `<uuid>-sql|-ddl|-doc`, the same as `cmetadata["id"]` (Vanna classifies rows by the suffix).
 
 The uuid is uuid5 over the collection, the task and the logical key (the file name, or the
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_pipeline.errors import StepFailed
+from data_pipeline.qa.documents import split_identifier_path
+from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 from data_pipeline.schema.types_file import TYPES_FILE
 from data_pipeline.tasks.directory import pair_files
 
@@ -32,6 +35,8 @@ _IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\s(."]+)'
 _DDL_TABLE = re.compile(rf"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?({_IDENTIFIER}(?:\.{_IDENTIFIER})?)",
                         re.IGNORECASE | re.MULTILINE)
 _MD_TITLE = re.compile(r"^##\s+([^（\n]+?)\s*(?:（.*)?$", re.MULTILINE)  # `## <name>（<中文名>）`
+_MD_SAMPLES = "[示例:"
+_MD_ENUM = "为枚举字段"
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def sql_document(question: str, sql: str) -> str:
     return json.dumps({"question": question, "sql": sql}, ensure_ascii=False)
 
 
-def collect(task_dir: Path, task_id: str, embedding_model: str) -> TaskDocuments:
+def collect(task_dir: Path, task_id: str, embedding_model: str, mask: ColumnMask = BUILTIN_MASK) -> TaskDocuments:
     """Every document of the task, in a stable order; StepFailed if the pair file is unusable."""
     task_dir = Path(task_dir)
     base = {**owner_metadata(task_id), "embedding_model": embedding_model}
@@ -86,7 +91,7 @@ def collect(task_dir: Path, task_id: str, embedding_model: str) -> TaskDocuments
 
     md_files = sorted(path for path in task_dir.glob("*_detail.md") if path.is_file())
     for path in md_files:
-        text = _read_text(path)
+        text = withhold_secret_values(_read_text(path), mask)
         if text.strip():
             documents.append(_file_document("documentation", task_id, path, text, _MD_TITLE, base))
 
@@ -121,6 +126,28 @@ def _file_document(collection: str, task_id: str, path: Path, text: str, title: 
     if match:
         metadata["table"] = match.group(1).strip()
     return TrainingDocument(collection, doc_id, text, metadata)
+
+
+def withhold_secret_values(md_text: str, mask: ColumnMask) -> str:
+    """A `_detail.md` text without the sample and enum values of the columns `mask` hides."""
+    lines = md_text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        body = line.strip()
+        if not body.startswith("- "):
+            continue
+        path = split_identifier_path(body[2:])
+        rest = body[2:].split(")", 1)[0] if "(" in body else ""
+        data_type = rest.split("(", 1)[1] if "(" in rest else None
+        if not path or not mask.hides(path[0], data_type):
+            continue
+        ending = line[len(line.rstrip("\r\n")):]
+        indent = line[:len(line) - len(line.lstrip())]
+        if _MD_SAMPLES in body and body.endswith("]"):
+            body = body[:body.rfind(_MD_SAMPLES)].rstrip()
+        if _MD_ENUM in body:
+            body = body[:body.index(_MD_ENUM) + len(_MD_ENUM)]
+        lines[index] = indent + body + ending
+    return "".join(lines)
 
 
 def _read_text(path: Path) -> str:
