@@ -80,6 +80,12 @@ create table public.payment_2024 partition of public.payment for values from ('2
 create table public.payment_2025 partition of public.payment for values from ('2025-01-01') to ('2026-01-01');
 alter table public.payment_2024 add foreign key (customer_id) references shop.customer(id);
 alter table public.payment_2025 add foreign key (customer_id) references shop.customer(id);
+create table public.staff (
+  staff_id serial primary key,
+  username text not null,
+  password varchar(40),
+  picture bytea
+);
 create table public.rental (
   rental_id integer primary key,
   film_id integer references public.film(film_id),
@@ -89,6 +95,8 @@ create table public.rental (
   foreign key (payment_id, payment_date) references public.payment(payment_id, payment_date)
 );
 
+insert into public.staff (username, password, picture)
+  select 'staff' || i, '8cb2237d0679ca88db6464eac60da96345513964', '\\x89504e47' from generate_series(1, 4) i;
 insert into public.film (title, release_year, rating, length_minutes, code, address2)
   select 'Film ' || i, 2000 + i % 19, (array['G', 'PG', 'PG-13', 'R', 'NC-17'])[1 + i % 5]::mpaa_rating,
          60 + i % 90, 'C' || i, ''
@@ -103,7 +111,8 @@ insert into public.rental select i, 1 + i % 200, i, timestamptz '2024-06-01' + i
 """
 
 TABLES = [TableName("public", "film"), TableName("shop", "customer"), TableName("shop", "voucher"),
-          TableName("public", "payment"), TableName("public", "rental")]
+          TableName("public", "payment"), TableName("public", "rental"), TableName("public", "staff")]
+SECRET = "8cb2237d0679ca88db6464eac60da96345513964"
 KEYS = [(t.qualified_schema, t.name) for t in TABLES]
 OMITTED_DEFAULTS = {("shop", "customer", "ref_code")}    # next_code() exists only in the original
 
@@ -130,7 +139,7 @@ def read(run, name: str) -> str:
 
 def test_the_workflow_documents_every_table_and_loads_the_types_file(workflow):
     ddl = workflow.results["ddl_generation"]
-    assert (ddl["processed_successfully"], ddl["failed"], ddl["types_file"]) == (5, 0, TYPES_FILE)
+    assert (ddl["processed_successfully"], ddl["failed"], ddl["types_file"]) == (6, 0, TYPES_FILE)
     assert sorted(ddl["extensions"]) == ["citext", "hstore", "uuid-ossp"]
     assert workflow.results["qa_generation"]["total_questions"] > 0
     loaded = workflow.results["training_load"]
@@ -219,6 +228,12 @@ def test_md_shows_enums_checks_domains_and_every_column(workflow):
     film = next(doc for doc in docs if doc.name == "film")
     assert film.column("release_year").enum_values == []      # a domain over integer with 19 years
     assert film.column("address2").enum_values == []          # only blank values
+
+
+def test_secret_columns_are_described_but_never_sampled(workflow, embedded_base_url):
+    staff_md = read(workflow, "staff_detail.md")
+    assert "- password (varchar(40)) - 密码\n" in staff_md and "- picture (bytea) - picture\n" in staff_md
+    assert not any(SECRET in path.read_text(encoding="utf-8") for path in workflow.task_dir.rglob("*") if path.is_file())
 
 
 def test_vector_documents_carry_the_types_file(workflow):
