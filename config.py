@@ -53,6 +53,7 @@ class Settings:
     qa_pairs_per_theme: int = 10
     sql_validation_concurrency: int = 8
     sql_statement_timeout_ms: int = 30_000
+    sql_explain_timeout_ms: int = 2_000
     sql_repair_rounds: int = 2
 
     heartbeat_seconds: float = 2.0
@@ -163,6 +164,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "qa_pairs_per_theme": ("DATA_PIPELINE_QA_PAIRS_PER_THEME", "int"),
     "sql_validation_concurrency": ("DATA_PIPELINE_SQL_VALIDATION_CONCURRENCY", "int"),
     "sql_statement_timeout_ms": ("DATA_PIPELINE_SQL_STATEMENT_TIMEOUT_MS", "int"),
+    "sql_explain_timeout_ms": ("DATA_PIPELINE_SQL_EXPLAIN_TIMEOUT_MS", "int"),
     "sql_repair_rounds": ("DATA_PIPELINE_SQL_REPAIR_ROUNDS", "count"),
     "heartbeat_seconds": ("DATA_PIPELINE_HEARTBEAT_SECONDS", "float"),
     "heartbeat_timeout_seconds": ("DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS", "float"),

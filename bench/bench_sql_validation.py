@@ -95,12 +95,12 @@ def start_relay(latency_ms: float) -> tuple[subprocess.Popen, int]:
 
 def compare(db_url: str, sqls: list[str], settings: Settings, label: str) -> None:
     serial = one_by_one(db_url, sqls)
-    with SQLValidator(db_url, concurrency=1, statement_timeout_ms=settings.sql_statement_timeout_ms) as validator:
+    with SQLValidator(db_url, concurrency=1, statement_timeout_ms=settings.sql_explain_timeout_ms) as validator:
         started = time.perf_counter()
         validator.validate_many(sqls)
         serial_checked = time.perf_counter() - started
     with SQLValidator(db_url, concurrency=settings.sql_validation_concurrency,
-                      statement_timeout_ms=settings.sql_statement_timeout_ms) as validator:
+                      statement_timeout_ms=settings.sql_explain_timeout_ms) as validator:
         started = time.perf_counter()
         validator.validate_many(sqls)
         pooled = time.perf_counter() - started

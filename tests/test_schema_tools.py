@@ -60,7 +60,8 @@ def test_schemas_patterns_and_views(tools_db):
     assert list_tables(tools_db, None, "100%")["tables"] == ['public."100%"']       # `%` is literal
     assert list_tables(tools_db, None, "mixed")["tables"] == ['public."Mixed"']     # case-insensitive
     assert list_tables(tools_db, None, "x'; drop table axb; --")["tables"] == []
-    assert list_tables(tools_db, ["pg_catalog", "information_schema"])["tables"] == []
+    with pytest.raises(ValidationError):  # system schemas are refused (tests/security/test_sql_guard.py)
+        list_tables(tools_db, ["pg_catalog", "information_schema"])
     assert "public.axb" in list_tables(tools_db)["tables"]
 
 

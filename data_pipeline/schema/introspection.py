@@ -27,13 +27,13 @@ _INTEGER_TYPES = {"int2", "int4", "int8"}
 # Integer types whose owned nextval() default is written the way it was made: `serial`.
 SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
 
-_RELATIONS_SQL = """
+_RELATIONS_SQL = f"""
 select c.oid, n.nspname, c.relname, c.relkind, obj_description(c.oid, 'pg_class'), c.reltuples,
        case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end
 from unnest(%(schemas)s::text[], %(names)s::text[]) as wanted(schema_name, table_name)
 join pg_namespace n on n.nspname = wanted.schema_name
 join pg_class c on c.relnamespace = n.oid and c.relname = wanted.table_name
-where c.relkind in ('r', 'p', 'f', 'v', 'm')
+where c.relkind in ('r', 'p', 'f', 'v', 'm') and {_USER_SCHEMAS}
 """
 
 

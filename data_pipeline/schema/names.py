@@ -90,4 +90,11 @@ def parse_table_name(text: str) -> TableName:
         position += 1
     if len(parts) == 1:
         return TableName(None, parts[0])
+    if is_system_schema(parts[0]):
+        raise ValueError("不允许系统schema（pg_catalog、information_schema、pg_toast 等）")
     return TableName(parts[0], parts[1])
+
+
+def is_system_schema(schema: str) -> bool:
+    """PostgreSQL's own schemas: no tool, table list or SQL of ours reads them."""
+    return schema == "information_schema" or schema.startswith("pg_")

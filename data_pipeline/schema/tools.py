@@ -21,7 +21,7 @@ from data_pipeline.schema.render import render_ddl, render_md
 from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 from data_pipeline.schema.types_file import render_types_file
 from data_pipeline.schema.user_types import load_types
-from data_pipeline.schema.names import parse_table_name, quote_if_needed
+from data_pipeline.schema.names import is_system_schema, parse_table_name, quote_if_needed
 
 logger = logging.getLogger("DatabaseTools")
 
@@ -43,6 +43,10 @@ def list_tables(db_url: str, schemas: list[str] | None = None, pattern: str | No
                 include_views: bool = False) -> dict:
     """Tables (and views if asked) outside the system schemas, as `schema.table` names."""
     schemas = [s for s in (schemas or []) if s] or None
+    system = [s for s in schemas or [] if is_system_schema(s)]
+    if system:
+        raise ValidationError(f"不允许列出系统schema的表: {', '.join(system)[:200]}", invalid_params=["schema"],
+                              error_code="SYSTEM_SCHEMA_NOT_ALLOWED")
     with _business_db(db_url) as conn:
         relations = introspection.list_relations(conn, schemas, pattern or None, include_views)
         searched = schemas or introspection.user_schemas(conn)

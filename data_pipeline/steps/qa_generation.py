@@ -94,7 +94,7 @@ def _documents(ctx: StepContext) -> list[TableDoc]:
 def _offline(ctx: StepContext, docs: list[TableDoc]) -> tuple[list[Theme], list[QAPair], BusinessScope]:
     settings = ctx.settings
     with SQLValidator(ctx.db_url, concurrency=settings.sql_validation_concurrency,
-                      statement_timeout_ms=settings.sql_statement_timeout_ms,
+                      statement_timeout_ms=settings.sql_explain_timeout_ms,
                       logger=logging.getLogger("SQLValidator")) as validator:
         result = generate_offline(docs, validator,
                                   per_table=max(MIN_OFFLINE_PAIRS_PER_TABLE, settings.qa_pairs_per_theme),

@@ -32,11 +32,11 @@ def run(ctx: StepContext) -> dict:
     modify_file = bool(ctx.param("modify_original_file", True))
     settings = ctx.settings
     logger.info("开始验证 %s 中的 %d 条SQL（并发 %d，超时 %d 毫秒）", pair_path.name, len(pairs),
-                settings.sql_validation_concurrency, settings.sql_statement_timeout_ms)
+                settings.sql_validation_concurrency, settings.sql_explain_timeout_ms)
 
     totals = RunTotals(pair_file=pair_path.name, started=started_at, duration=0.0, repair_enabled=repair_enabled)
     with SQLValidator(ctx.db_url, concurrency=settings.sql_validation_concurrency,
-                      statement_timeout_ms=settings.sql_statement_timeout_ms,
+                      statement_timeout_ms=settings.sql_explain_timeout_ms,
                       logger=logging.getLogger("SQLValidator")) as validator:
         reports = _validate_all(ctx, validator, pairs)
         failed = [r for r in reports if not r.first.valid]

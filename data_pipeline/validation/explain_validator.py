@@ -1,8 +1,15 @@
 """Checks SQL against a business database with EXPLAIN: never ANALYZE, never executing the query.
 
-Every check first passes `check_statement` (one read-only query, decided without the database),
-then runs `EXPLAIN <sql>` inside a READ ONLY transaction with `SET LOCAL statement_timeout`,
-which is always rolled back. Connections come from a pool; at most `concurrency` checks run at
+Every check first passes `check_statement` (one read-only query of allowed functions and the
+database's own relations, decided without the database), then runs `EXPLAIN <sql>` inside a
+READ ONLY transaction with `SET LOCAL statement_timeout`, which is always rolled back.
+
+Planning evaluates functions over constants (`length(repeat('x', 1000000000))` is computed by
+EXPLAIN), so the timeout is what bounds a check's time; PostgreSQL has no per-session memory cap,
+a single value stops at its 1 GB limit. Every pooled session also gets `work_mem` and, where the
+role may set it (superusers), `temp_file_limit`, for what runs on these sessions, and a search
+path without system schemas (a database or role whose path lists information_schema must not
+make `tables` mean information_schema.tables). Connections come from a pool; at most `concurrency` checks run at
 once. A connection that breaks is retried on a fresh one; when the database itself is gone the
 whole run stops with DatabaseError (DATABASE_CONNECTION_ERROR) instead of failing every SQL.
 """
@@ -15,16 +22,19 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable, Sequence
 
 import psycopg
+import psycopg.sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connect, mask_url, scrub
 from data_pipeline.errors import DatabaseError
 from data_pipeline.validation.outcome import ErrorClass, ValidationOutcome, classify_sqlstate
-from data_pipeline.validation.statement_check import check_statement
+from data_pipeline.validation.statement_check import SYSTEM_SCHEMAS, check_statement
 
 # SQLSTATEs that mean the connection or the server went away, not that the SQL is wrong.
 _CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+SESSION_WORK_MEM = "16MB"
+SESSION_TEMP_FILE_LIMIT = "256MB"
 
 
 class DatabaseUnavailable(Exception):
@@ -34,7 +44,7 @@ class DatabaseUnavailable(Exception):
 class SQLValidator:
     """EXPLAIN-checks SQL on pooled read-only connections. Use as a context manager."""
 
-    def __init__(self, db_url: str, *, concurrency: int = 8, statement_timeout_ms: int = 30_000,
+    def __init__(self, db_url: str, *, concurrency: int = 8, statement_timeout_ms: int = 5_000,
                  max_retries: int = 3, connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
                  logger: logging.Logger | None = None):
         self.db_url = db_url
@@ -58,7 +68,7 @@ class SQLValidator:
         # A direct connection first: its error says why (refused, bad password, no database).
         connect(self.db_url, connect_timeout=self.connect_timeout).close()
         self._pool = ConnectionPool(
-            self.db_url, min_size=self.concurrency, max_size=self.concurrency, open=False,
+            self.db_url, min_size=self.concurrency, max_size=self.concurrency, open=False, configure=limit_session,
             name="sql_validation", timeout=self.connect_timeout * 2, reconnect_timeout=self.connect_timeout * 2,
             # autocommit: the transaction is opened explicitly (BEGIN READ ONLY) per check.
             # No server-side prepared statements: every EXPLAIN is different anyway.
@@ -167,6 +177,19 @@ class SQLValidator:
     def _count_retry(self) -> None:
         with self._retries_lock:
             self.retries += 1
+
+
+def limit_session(conn: psycopg.Connection) -> None:
+    """Memory limits and a search path without system schemas, for the life of a pooled session."""
+    schemas = conn.execute("select current_schemas(false)").fetchone()[0]
+    path = ", ".join(psycopg.sql.Identifier(schema).as_string(conn) for schema in schemas
+                     if schema not in SYSTEM_SCHEMAS and not schema.startswith("pg_"))
+    conn.execute("select set_config('search_path', %s, false), set_config('work_mem', %s, false)",
+                 (path, SESSION_WORK_MEM))
+    try:
+        conn.execute("select set_config('temp_file_limit', %s, false)", (SESSION_TEMP_FILE_LIMIT,))
+    except psycopg.errors.InsufficientPrivilege:
+        pass  # only superusers may lower it; work_mem and the timeout still apply
 
 
 def _is_connection_problem(exc: Exception) -> bool:

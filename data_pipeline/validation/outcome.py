@@ -13,6 +13,8 @@ class ErrorClass:
     MULTIPLE_STATEMENTS = "multiple_statements"
     NOT_A_QUERY = "not_a_query"
     WRITES_OR_LOCKS = "writes_or_locks"
+    FUNCTION_NOT_ALLOWED = "function_not_allowed"   # outside allowed_functions: a repair may replace it
+    RELATION_NOT_ALLOWED = "relation_not_allowed"   # a system catalog or another database
     SYNTAX = "syntax_error"
     UNDEFINED_COLUMN = "undefined_column"
     UNDEFINED_TABLE = "undefined_table"
@@ -27,7 +29,8 @@ class ErrorClass:
 
 # Refused before the database is reached: rewriting them is not a repair but a different request.
 NOT_REPAIRABLE = frozenset({ErrorClass.EMPTY, ErrorClass.MULTIPLE_STATEMENTS, ErrorClass.NOT_A_QUERY,
-                            ErrorClass.WRITES_OR_LOCKS, ErrorClass.TIMEOUT, ErrorClass.PERMISSION})
+                            ErrorClass.WRITES_OR_LOCKS, ErrorClass.RELATION_NOT_ALLOWED, ErrorClass.TIMEOUT,
+                            ErrorClass.PERMISSION})
 
 _BY_SQLSTATE = {
     "42601": ErrorClass.SYNTAX,
