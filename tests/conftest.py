@@ -200,19 +200,3 @@ def icinga_db_url(debian_schema_db) -> str:
 def pdns_db_url(debian_schema_db) -> str:
     return debian_schema_db("pdns")
 
-
-@pytest.fixture(scope="session")
-def pg18_admin_url():
-    """A PostgreSQL 18 server of this session (tests/support/postgres18.py), for what only 18
-    has; its admin URL (trust for `postgres` on 127.0.0.1)."""
-    from tests.support import postgres18
-    from tests.support.pg_cluster import PostgresCluster
-
-    try:
-        binaries = postgres18.bin_dir()
-    except postgres18.PostgresUnavailable as exc:
-        pytest.fail(f"PostgreSQL 18 could not be fetched: {exc}")
-    # Not under pytest's private temporary directory: the server's system user must reach it.
-    cluster = PostgresCluster.create(Path(tempfile.mkdtemp(prefix="dp-pg18-")), binaries)
-    yield cluster.admin_url()
-    cluster.destroy()

@@ -40,8 +40,8 @@ class PostgresCluster:
         self.log_file = root / "server.log"
 
     @classmethod
-    def create(cls, root: Path, bin_dir: Path | None = None) -> "PostgresCluster":
-        bin_dir = bin_dir or find_bin_dir()
+    def create(cls, root: Path) -> "PostgresCluster":
+        bin_dir = find_bin_dir()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL server binaries not found (set DATA_PIPELINE_TEST_PG_BIN)")
         root.mkdir(parents=True, exist_ok=True)
@@ -50,7 +50,7 @@ class PostgresCluster:
             user = pwd.getpwnam(SYSTEM_USER)
             os.chown(root, user.pw_uid, user.pw_gid)
             os.chmod(root, 0o700)
-        cluster._run("initdb", "--no-sync", "-D", str(cluster.data_dir), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+        cluster._run("initdb", "-D", str(cluster.data_dir), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                      "--locale=C.UTF-8")
         # Only the superuser may come in without a password (the test sets up databases with it).
         (cluster.data_dir / "pg_hba.conf").write_text(
