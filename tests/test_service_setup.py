@@ -111,10 +111,10 @@ def test_task_ids_of_one_second_take_the_next_suffix(make_local_db):
     fields = dict(task_name=None, created_by="guest", db_name="db", business_context=None, db_connection=None,
                   parameters={})
     base = "task_20250101_000000"
-    ids = [store.create_task(task_id_base=base, **fields)["task_id"] for _ in range(3)]
+    ids = [store.create_task(task_id_base=base, **fields).task_id for _ in range(3)]
     assert ids == [base, f"{base}_2", f"{base}_3"]
     assert store.delete_task(f"{base}_2")
-    assert store.create_task(task_id_base=base, **fields)["task_id"] == f"{base}_4"  # never reuses a gap
-    other = store.create_task(task_id_base="task_20250101_000001", **fields)["task_id"]
+    assert store.create_task(task_id_base=base, **fields).task_id == f"{base}_4"  # never reuses a gap
+    other = store.create_task(task_id_base="task_20250101_000001", **fields).task_id
     assert other == "task_20250101_000001"
     store.dispose()

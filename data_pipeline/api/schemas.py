@@ -6,11 +6,13 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, Field
 
 from data_pipeline.api.endpoints import QueryParameters, RequestBody
-from data_pipeline.tasks.statuses import STEP_NAMES
+from data_pipeline.tasks.statuses import STEP_NAMES, TaskStatus
 from data_pipeline.store import SORTABLE_COLUMNS
 from data_pipeline.timeutil import parse_time
 
-TaskStatusName = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
+# The names as plain strings: a refused value is answered with the choices 'pending', ... (an enum
+# member in a Literal would show as <TaskStatus.PENDING: 'pending'>).
+TaskStatusName = Literal[tuple(map(str, TaskStatus))]  # type: ignore[valid-type]
 TimeText = Annotated[str, Field(max_length=40, examples=["2025-06-01T00:00:00"]), AfterValidator(parse_time)]
 SortColumn = Literal[SORTABLE_COLUMNS]  # type: ignore[valid-type]
 

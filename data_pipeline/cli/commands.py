@@ -27,7 +27,7 @@ from data_pipeline.cli.output import ProgressDisplay, note, print_json, print_lo
 from data_pipeline.cli.parser import build_parser, task_flags
 from data_pipeline.client import (DEFAULT_URL, DataPipelineClient, DataPipelineConnectionError, DataPipelineError,
                                   WaitTimeout)
-from data_pipeline.client.types import FINISHED_STATUSES
+from data_pipeline.tasks.statuses import FINISHED_TASK_STATUSES
 
 FOLLOW_PAGE_SIZE = 100
 
@@ -204,7 +204,7 @@ def follow_logs(client: DataPipelineClient, args, out: IO[str]) -> int:
     while True:
         task = client.get_task(args.task_id)
         read_new()
-        if task["status"] in FINISHED_STATUSES:
+        if task["status"] in FINISHED_TASK_STATUSES:
             time.sleep(args.interval)
             while read_new():
                 time.sleep(args.interval)

@@ -15,10 +15,10 @@ from config import ConfigError, Settings
 from data_pipeline.cli.exits import EXIT_API_ERROR, EXIT_CANCELLED, EXIT_TIMEOUT, EXIT_USAGE, task_exit_code
 from data_pipeline.cli.output import ProgressDisplay, note, print_json, print_task
 from data_pipeline.cli.parser import task_flags
-from data_pipeline.client.types import FINISHED_STATUSES
 from data_pipeline.db.databases import store_url
 from data_pipeline.errors import ConflictError, PipelineError
 from data_pipeline.store import TaskStore
+from data_pipeline.tasks.statuses import FINISHED_TASK_STATUSES
 from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, render_table_list
 from data_pipeline.tasks.directory import TABLE_LIST_FILE, write_text_atomic
 from data_pipeline.tasks.service import TaskService
@@ -105,7 +105,7 @@ class LocalRun:
             while True:
                 task = self.service.get_task(task_id)
                 display.update(task)
-                if task["status"] in FINISHED_STATUSES:
+                if task["status"] in FINISHED_TASK_STATUSES:
                     return task
                 if deadline is not None and time.monotonic() > deadline:
                     return None

@@ -12,13 +12,15 @@ import sys
 import time
 from typing import IO, Iterable, Sequence
 
-from data_pipeline.client.types import STEP_NAMES, LogEntry, TaskDetail
+from data_pipeline.client.types import LogEntry, TaskDetail
+from data_pipeline.tasks.statuses import STEP_NAMES, StepStatus, TaskStatus
 
 BAR_WIDTH = 24
 STEP_SHORT = {"ddl_generation": "DDL", "qa_generation": "QA", "sql_validation": "SQL", "training_load": "LOAD"}
-STATUS_MARK = {"completed": "✔", "skipped": "–", "failed": "✘", "cancelled": "■", "running": "▶", "pending": "·"}
-STATUS_TEXT = {"pending": "待执行", "in_progress": "执行中", "partial_completed": "部分完成", "completed": "已完成",
-               "failed": "失败", "cancelled": "已取消", "running": "运行中", "skipped": "已跳过"}
+STEP_MARK = {StepStatus.COMPLETED: "✔", StepStatus.SKIPPED: "–", StepStatus.FAILED: "✘", StepStatus.CANCELLED: "■",
+             StepStatus.RUNNING: "▶", StepStatus.PENDING: "·"}
+STATUS_TEXT = {TaskStatus.PENDING: "待执行", TaskStatus.IN_PROGRESS: "执行中", TaskStatus.PARTIAL_COMPLETED: "部分完成",
+               TaskStatus.COMPLETED: "已完成", TaskStatus.FAILED: "失败", TaskStatus.CANCELLED: "已取消"}
 
 
 def note(text: str) -> None:
@@ -80,13 +82,13 @@ def overall_fraction(task: TaskDetail) -> float:
     for name in names:
         step = steps.get(name, {})
         status = step.get("step_status", task.get("step_status", {}).get(name))
-        if status in ("completed", "skipped"):
+        if status in (StepStatus.COMPLETED, StepStatus.SKIPPED):
             done += 1
-        elif status == "running":
+        elif status == StepStatus.RUNNING:
             progress = step.get("progress") or {}
             if progress.get("total"):
                 done += min(1.0, progress.get("done", 0) / progress["total"])
-    if task.get("status") == "completed":
+    if task.get("status") == TaskStatus.COMPLETED:
         return 1.0
     return done / len(names) if names else 0.0
 
@@ -99,11 +101,11 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 def status_line(task: TaskDetail) -> str:
     """One line: overall bar, each step's mark, the running step's progress."""
     fraction = overall_fraction(task)
-    marks = " ".join(f"{STATUS_MARK.get(task.get('step_status', {}).get(name, 'pending'), '·')}{STEP_SHORT[name]}"
+    marks = " ".join(f"{STEP_MARK.get(task.get('step_status', {}).get(name, StepStatus.PENDING), '·')}{STEP_SHORT[name]}"
                      for name in STEP_NAMES)
     current = task.get("current_step") or {}
     detail = ""
-    if current.get("status") == "running":
+    if current.get("status") == StepStatus.RUNNING:
         detail = f"  {current.get('step')} {progress_text(current.get('progress'))}".rstrip()
     return f"[{bar(fraction)}] {fraction * 100:3.0f}%  {marks}  {task.get('status')}{detail}"
 
@@ -153,14 +155,14 @@ def print_task(task: TaskDetail, out: IO[str]) -> None:
     steps = {s["step_name"]: s for s in task.get("steps") or []}
     for step_name in STEP_NAMES:
         step = steps.get(step_name, {})
-        step_status = step.get("step_status") or task.get("step_status", {}).get(step_name, "pending")
+        step_status = step.get("step_status") or task.get("step_status", {}).get(step_name, StepStatus.PENDING)
         when = step.get("started_at") or ""
-        extra = progress_text(step.get("progress")) if step_status == "running" else ""
-        out.write(f"  {STATUS_MARK.get(step_status, '·')} {step_name:<16} {step_status:<10} "
+        extra = progress_text(step.get("progress")) if step_status == StepStatus.RUNNING else ""
+        out.write(f"  {STEP_MARK.get(step_status, '·')} {step_name:<16} {step_status:<10} "
                   f"{when[11:19] if when else '':<8} {step_duration(step):>7}  {extra}".rstrip() + "\n")
         if step.get("error_message"):
             out.write(f"      错误: {step['error_message']}\n")
-    if task.get("error_message") and status in ("failed", "cancelled"):
+    if task.get("error_message") and status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
         out.write(f"  error_message: {task['error_message']}\n")
 
 

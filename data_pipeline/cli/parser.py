@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from data_pipeline.client import DEFAULT_URL
-from data_pipeline.client.types import STEP_NAMES
+from data_pipeline.tasks.statuses import STEP_NAMES, TaskStatus
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -101,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_wait_options(status)
 
     listing = command("list", "任务列表")
-    listing.add_argument("--status", choices=("pending", "in_progress", "partial_completed", "completed", "failed",
-                                              "cancelled"))
+    listing.add_argument("--status", choices=list(map(str, TaskStatus)))
     listing.add_argument("--name", help="任务名称模糊搜索")
     listing.add_argument("--limit", type=positive_int, default=20)
 

@@ -26,10 +26,10 @@ from urllib.parse import quote
 
 import requests
 
-from data_pipeline.client.types import (FINISHED_STATUSES, CreatedTask, DatabaseTables, ExecutionHistory,
-                                        ExecutionStarted, FileInfo, FileList, Health, LogList, LogQueryResult,
-                                        TableDocument, TableListInfo, TaskDetail, TaskList, TaskQueryResult,
-                                        VectorBackupList)
+from data_pipeline.client.types import (CreatedTask, DatabaseTables, ExecutionHistory, ExecutionStarted, FileInfo,
+                                        FileList, Health, LogList, LogQueryResult, TableDocument, TableListInfo,
+                                        TaskDetail, TaskList, TaskQueryResult, VectorBackupList)
+from data_pipeline.tasks.statuses import FINISHED_TASK_STATUSES
 
 DEFAULT_URL = "http://127.0.0.1:8084"
 TASKS = "/api/v0/data_pipeline/tasks"
@@ -207,7 +207,7 @@ class DataPipelineClient:
             task = self.get_task(task_id)
             if on_progress is not None:
                 on_progress(task)
-            if task["status"] in FINISHED_STATUSES:
+            if task["status"] in FINISHED_TASK_STATUSES:
                 return task
             pause = poll_interval
             if deadline is not None:

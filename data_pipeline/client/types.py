@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, TypedDict
 
-TaskStatusName = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
-StepStatusName = Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
-StepName = Literal["ddl_generation", "qa_generation", "sql_validation", "training_load"]
+from data_pipeline.tasks.statuses import STEP_NAMES, ExecutionStatus, StepStatus, TaskStatus
 
-STEP_NAMES: tuple[str, ...] = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
-FINISHED_STATUSES: frozenset[str] = frozenset({"completed", "partial_completed", "failed", "cancelled"})
+# Statuses arrive as plain strings, each equal to the enum member of that name (they are StrEnums):
+# `task["status"] == TaskStatus.COMPLETED` and `task["status"] in FINISHED_TASK_STATUSES` work.
+StepName = Literal[STEP_NAMES]  # type: ignore[valid-type]
 
 
 class Health(TypedDict, total=False):
@@ -27,7 +26,7 @@ class Health(TypedDict, total=False):
 class CreatedTask(TypedDict):
     task_id: str
     task_name: Optional[str]
-    status: TaskStatusName
+    status: TaskStatus
     created_at: str
 
 
@@ -41,7 +40,7 @@ class Progress(TypedDict):
 class CurrentStep(TypedDict, total=False):
     execution_id: str
     step: StepName
-    status: StepStatusName
+    status: StepStatus
     started_at: Optional[str]
     completed_at: Optional[str]
     progress: Optional[Progress]
@@ -49,7 +48,7 @@ class CurrentStep(TypedDict, total=False):
 
 class StepInfo(TypedDict, total=False):
     step_name: StepName
-    step_status: StepStatusName
+    step_status: StepStatus
     started_at: Optional[str]
     completed_at: Optional[str]
     error_message: Optional[str]
@@ -62,7 +61,7 @@ class Execution(TypedDict, total=False):
     execution_id: str
     execution_mode: Literal["complete", "step"]
     step_name: Optional[StepName]
-    status: Literal["running", "completed", "failed", "cancelled"]
+    status: ExecutionStatus
     options: dict[str, Any]
     started_at: Optional[str]
     completed_at: Optional[str]
@@ -75,8 +74,8 @@ class TaskSummary(TypedDict, total=False):
     """One task of a list (guide §3.4)."""
     task_id: str
     task_name: Optional[str]
-    status: TaskStatusName
-    step_status: dict[StepName, StepStatusName]
+    status: TaskStatus
+    step_status: dict[StepName, StepStatus]
     created_at: str
     started_at: Optional[str]
     completed_at: Optional[str]

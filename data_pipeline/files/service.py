@@ -24,7 +24,7 @@ class TaskFiles:
     def _directory(self, task_id: str, *, changing: bool = False) -> Path:
         """The task's directory (404 for an unknown task; 409 when a change meets a running task)."""
         task = self.tasks.require_task(task_id)
-        if changing and task["status"] == TaskStatus.IN_PROGRESS.value:
+        if changing and task.status is TaskStatus.IN_PROGRESS:
             raise ConflictError(f"任务 {task_id} 正在执行，执行结束前不能修改它的文件",
                                 error_code="TASK_ALREADY_RUNNING", invalid_params=["task_id"])
         return self.tasks.directory(task_id)
@@ -53,7 +53,7 @@ class TaskFiles:
         info = write_table_list(directory, task_id, names)
         if business_context is not None:
             task = self.tasks.require_task(task_id)
-            parameters = {**(task.get("parameters") or {}), "business_context": business_context}
+            parameters = {**task.parameters, "business_context": business_context}
             self.tasks.store.update_task(task_id, business_context=business_context, parameters=parameters)
         logger.info("任务 %s 创建表清单: %d 个表", task_id, len(names))
         return {**info, "duplicates_removed": len(table_names) - len(names), "business_context": business_context}

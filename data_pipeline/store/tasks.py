@@ -11,7 +11,7 @@ import functools
 import json
 import re
 import time
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from sqlalchemy import and_, create_engine, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -19,16 +19,17 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from data_pipeline.db.databases import sqlalchemy_url
 from data_pipeline.db.connection import describe_connection_error
 from data_pipeline.errors import DatabaseError
-from data_pipeline.tasks.statuses import (STEP_ENABLE_FLAGS, STEP_NAMES, STEP_TRANSITIONS, ExecutionStatus, StepStatus,
-                                    TaskStatus)
+from data_pipeline.tasks.statuses import (STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus, TaskStatus,
+                                          statuses_before)
 from data_pipeline.store.migrations import migrate
+from data_pipeline.store.records import Execution, Step, Task
 from data_pipeline.store.tables import executions, steps, tasks
 
 T = TypeVar("T")
 
 SORTABLE_COLUMNS = ("created_at", "updated_at", "started_at", "completed_at", "task_name", "status",
                     "task_id", "created_by", "db_name")
-_STEP_RESET = {"status": StepStatus.PENDING.value, "started_at": None, "completed_at": None,
+_STEP_RESET = {"status": StepStatus.PENDING, "started_at": None, "completed_at": None,
                "error_message": None, "result": None, "progress": None, "execution_id": None}
 
 
@@ -82,10 +83,6 @@ _TASK_WITH_STEPS = (
     .order_by(steps.c.step_order))
 
 
-def _row(mapping) -> dict[str, Any]:
-    return dict(mapping) if mapping is not None else None
-
-
 class TaskStore:
     def __init__(self, url: str, *, pool_size: int = 8, outage_seconds: float = 0.0):
         self.url = url
@@ -116,7 +113,7 @@ class TaskStore:
 
     @_retry_on_lost_connection
     def create_task(self, *, task_id_base: str, task_name: str | None, created_by: str, db_name: str | None,
-                    business_context: str | None, db_connection: str | None, parameters: dict) -> dict:
+                    business_context: str | None, db_connection: str | None, parameters: dict) -> Task:
         """Insert a task with the next free id of `task_id_base`, `_2`, `_3`, ... and its four steps.
 
         Creates within the same second queue on one advisory lock, so each finds the next suffix
@@ -133,17 +130,18 @@ class TaskStore:
                                      business_context, db_connection, parameters)
                                  values (:task_id, :task_name, :status, :created_by, :db_name, :business_context,
                                          :db_connection, cast(:parameters as jsonb))"""),
-                         {"task_id": task_id, "task_name": task_name, "status": TaskStatus.PENDING.value,
+                         {"task_id": task_id, "task_name": task_name, "status": TaskStatus.PENDING,
                           "created_by": created_by, "db_name": db_name, "business_context": business_context,
                           "db_connection": db_connection, "parameters": _json(parameters)})
             conn.execute(steps.insert(), [
                 {"task_id": task_id, "step_name": name, "step_order": order, **_STEP_RESET}
                 for order, name in enumerate(STEP_NAMES, 1)])
-            return self._task_row(conn, task_id)
+            row = conn.execute(select(tasks).where(tasks.c.task_id == task_id)).mappings().one()
+            return Task.from_row(row, self._steps(conn, [task_id])[task_id])
 
     @_retry_on_lost_connection
-    def get_task(self, task_id: str) -> dict | None:
-        """The task row with `steps` (ordered) and `execution` (the current one, if any).
+    def get_task(self, task_id: str) -> Task | None:
+        """The task with its steps (ordered) and its current execution, if any.
 
         One round trip: the task joined with its step rows and its current execution.
         """
@@ -151,38 +149,27 @@ class TaskStore:
             rows = conn.execute(_TASK_WITH_STEPS.where(tasks.c.task_id == task_id)).mappings().all()
         if not rows:
             return None
-        task = {name: rows[0][name] for name in tasks.c.keys()}
-        task["steps"] = [{name: row[f"step__{name}"] for name in steps.c.keys()}
-                         for row in rows if row["step__step_name"] is not None]
         first = rows[0]
-        task["execution"] = ({name: first[f"exec__{name}"] for name in executions.c.keys()}
-                             if first["exec__execution_id"] is not None else None)
-        return task
+        task_steps = tuple(Step.from_row(row, "step__") for row in rows if row["step__step_name"] is not None)
+        execution = Execution.from_row(first, "exec__") if first["exec__execution_id"] is not None else None
+        return Task.from_row(first, task_steps, execution)
 
-    def _task_row(self, conn, task_id: str) -> dict | None:
-        return _row(conn.execute(select(tasks).where(tasks.c.task_id == task_id)).mappings().first())
-
-    def _steps(self, conn, task_ids: list[str]) -> dict[str, list[dict]]:
-        result: dict[str, list[dict]] = {task_id: [] for task_id in task_ids}
-        if not task_ids:
-            return result
-        rows = conn.execute(select(steps).where(steps.c.task_id.in_(task_ids))
-                            .order_by(steps.c.task_id, steps.c.step_order)).mappings()
-        for row in rows:
-            result[row["task_id"]].append(dict(row))
-        return result
-
-    def _execution(self, conn, execution_id: str) -> dict | None:
-        return _row(conn.execute(select(executions).where(executions.c.execution_id == execution_id))
-                    .mappings().first())
+    def _steps(self, conn, task_ids: list[str]) -> dict[str, tuple[Step, ...]]:
+        result: dict[str, list[Step]] = {task_id: [] for task_id in task_ids}
+        if task_ids:
+            rows = conn.execute(select(steps).where(steps.c.task_id.in_(task_ids))
+                                .order_by(steps.c.task_id, steps.c.step_order)).mappings()
+            for row in rows:
+                result[row["task_id"]].append(Step.from_row(row))
+        return {task_id: tuple(task_steps) for task_id, task_steps in result.items()}
 
     @_retry_on_lost_connection
     def search_tasks(self, *, status: str | None = None, task_name: str | None = None,
                      created_by: str | None = None, db_name: str | None = None,
                      created_from: dt.datetime | None = None, created_to: dt.datetime | None = None,
                      sort_by: str = "created_at", sort_order: str = "desc",
-                     limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
-        """A page of tasks (each with `steps`) matching every given filter, and the number of matches."""
+                     limit: int = 50, offset: int = 0) -> tuple[list[Task], int]:
+        """A page of tasks (each with its steps) matching every given filter, and the number of matches."""
         conditions = []
         if status:
             conditions.append(tasks.c.status == status)
@@ -206,12 +193,10 @@ class TaskStore:
         if where is not None:
             page, count = page.where(where), count.where(where)
         with self.reader.connect() as conn:
-            rows = [dict(r) for r in conn.execute(page).mappings()]
+            rows = conn.execute(page).mappings().all()
             total = conn.execute(count).scalar_one()
             step_rows = self._steps(conn, [r["task_id"] for r in rows])
-        for row in rows:
-            row["steps"] = step_rows[row["task_id"]]
-        return rows, total
+        return [Task.from_row(row, step_rows[row["task_id"]]) for row in rows], total
 
     @_retry_on_lost_connection
     def update_task(self, task_id: str, **values) -> bool:
@@ -225,7 +210,7 @@ class TaskStore:
         """Delete a task that is not running; False when it is running (or gone)."""
         with self.engine.begin() as conn:
             deleted = conn.execute(tasks.delete().where(and_(
-                tasks.c.task_id == task_id, tasks.c.status != TaskStatus.IN_PROGRESS.value)))
+                tasks.c.task_id == task_id, tasks.c.status != TaskStatus.IN_PROGRESS)))
             return deleted.rowcount == 1
 
     # ---- executions ------------------------------------------------------------------------
@@ -233,7 +218,7 @@ class TaskStore:
     @_retry_on_lost_connection
     def claim_for_execution(self, task_id: str, *, execution_id_base: str, mode: str,
                             step_name: str | None, options: dict) -> str | None:
-        """Atomically move a task that is not running to in_progress with a new execution.
+        """Atomically move a task that may start running (TASK_TRANSITIONS) to in_progress with a new execution.
 
         Returns the execution id, or None when the task is running already (or does not exist).
         Steps the execution will (re)run, and every step after them, go back to pending.
@@ -241,8 +226,9 @@ class TaskStore:
         with self.engine.begin() as conn:
             claimed = conn.execute(
                 update(tasks)
-                .where(and_(tasks.c.task_id == task_id, tasks.c.status != TaskStatus.IN_PROGRESS.value))
-                .values(status=TaskStatus.IN_PROGRESS.value, started_at=func.now(), completed_at=None,
+                .where(and_(tasks.c.task_id == task_id,
+                            tasks.c.status.in_(statuses_before(TaskStatus.IN_PROGRESS))))
+                .values(status=TaskStatus.IN_PROGRESS, started_at=func.now(), completed_at=None,
                         error_message=None, updated_at=func.now())
                 .returning(tasks.c.task_id)).first()
             if claimed is None:
@@ -253,7 +239,7 @@ class TaskStore:
             execution_id = execution_id_base if taken == 0 else f"{execution_id_base}_{taken + 1}"
             conn.execute(executions.insert().values(
                 execution_id=execution_id, task_id=task_id, execution_mode=mode, step_name=step_name,
-                status=ExecutionStatus.RUNNING.value, options=options, started_at=func.now()))
+                status=ExecutionStatus.RUNNING, options=options, started_at=func.now()))
             conn.execute(update(tasks).where(tasks.c.task_id == task_id)
                          .values(current_execution_id=execution_id))
             first_order = STEP_NAMES.index(step_name) + 1 if step_name else 1
@@ -262,22 +248,23 @@ class TaskStore:
             return execution_id
 
     @_retry_on_lost_connection
-    def get_execution(self, execution_id: str) -> dict | None:
+    def get_execution(self, execution_id: str) -> Execution | None:
         with self.reader.connect() as conn:
-            return self._execution(conn, execution_id)
+            row = conn.execute(select(executions).where(executions.c.execution_id == execution_id)).mappings().first()
+        return Execution.from_row(row) if row is not None else None
 
     @_retry_on_lost_connection
-    def list_executions(self, task_id: str) -> list[dict]:
+    def list_executions(self, task_id: str) -> list[Execution]:
         with self.reader.connect() as conn:
-            return [dict(r) for r in conn.execute(
+            return [Execution.from_row(row) for row in conn.execute(
                 select(executions).where(executions.c.task_id == task_id)
                 .order_by(executions.c.created_at.desc())).mappings()]
 
     @_retry_on_lost_connection
-    def running_executions(self) -> list[dict]:
+    def running_executions(self) -> list[Execution]:
         with self.reader.connect() as conn:
-            return [dict(r) for r in conn.execute(
-                select(executions).where(executions.c.status == ExecutionStatus.RUNNING.value)).mappings()]
+            return [Execution.from_row(row) for row in conn.execute(
+                select(executions).where(executions.c.status == ExecutionStatus.RUNNING)).mappings()]
 
     @_outlives_outages
     @_retry_on_lost_connection
@@ -292,7 +279,7 @@ class TaskStore:
         with self.engine.begin() as conn:
             result = conn.execute(update(executions).where(and_(
                 executions.c.execution_id == execution_id,
-                executions.c.status == ExecutionStatus.RUNNING.value)).values(heartbeat_at=func.now()))
+                executions.c.status == ExecutionStatus.RUNNING)).values(heartbeat_at=func.now()))
             return result.rowcount == 1
 
     @_outlives_outages
@@ -302,10 +289,10 @@ class TaskStore:
         with self.engine.begin() as conn:
             running = conn.execute(select(executions.c.status).where(
                 executions.c.execution_id == execution_id).with_for_update()).scalar_one_or_none()
-            if running != ExecutionStatus.RUNNING.value:
+            if running != ExecutionStatus.RUNNING:
                 return False
             conn.execute(update(steps).where(and_(steps.c.task_id == task_id, steps.c.step_name == step_name))
-                         .values(**{**_STEP_RESET, "status": StepStatus.RUNNING.value, "started_at": func.now(),
+                         .values(**{**_STEP_RESET, "status": StepStatus.RUNNING, "started_at": func.now(),
                                     "execution_id": execution_id}))
             return True
 
@@ -314,21 +301,20 @@ class TaskStore:
         with self.engine.begin() as conn:
             conn.execute(update(steps).where(and_(
                 steps.c.task_id == task_id, steps.c.step_name == step_name,
-                steps.c.status == StepStatus.RUNNING.value)).values(progress=progress))
+                steps.c.status == StepStatus.RUNNING)).values(progress=progress))
 
     @_outlives_outages
     @_retry_on_lost_connection
     def finish_step(self, task_id: str, step_name: str, status: StepStatus, *, execution_id: str,
                     error_message: str | None = None, result: dict | None = None) -> bool:
         """Finish a step of a running execution (also `skipped`); False if it was settled meanwhile."""
-        allowed_from = [s.value for s, nexts in STEP_TRANSITIONS.items() if status in nexts]
         with self.engine.begin() as conn:
             finished = conn.execute(
                 update(steps).where(and_(
                     steps.c.task_id == task_id, steps.c.step_name == step_name,
-                    steps.c.status.in_(allowed_from),
+                    steps.c.status.in_(statuses_before(status)),
                     or_(steps.c.execution_id == execution_id, steps.c.execution_id.is_(None))))
-                .values(status=status.value, completed_at=func.now(), error_message=error_message,
+                .values(status=status, completed_at=func.now(), error_message=error_message,
                         result=result, execution_id=execution_id,
                         started_at=func.coalesce(steps.c.started_at, func.now())))
             return finished.rowcount == 1
@@ -344,8 +330,8 @@ class TaskStore:
         with self.engine.begin() as conn:
             ended = conn.execute(
                 update(executions).where(and_(executions.c.execution_id == execution_id,
-                                              executions.c.status == ExecutionStatus.RUNNING.value))
-                .values(status=status.value, completed_at=func.now(), error_message=error_message,
+                                              executions.c.status == ExecutionStatus.RUNNING))
+                .values(status=status, completed_at=func.now(), error_message=error_message,
                         exit_code=exit_code)
                 .returning(executions.c.task_id)).first()
             if ended is None:
@@ -355,13 +341,14 @@ class TaskStore:
                 step_status = StepStatus.CANCELLED if status is ExecutionStatus.CANCELLED else StepStatus.FAILED
                 conn.execute(update(steps).where(and_(
                     steps.c.task_id == task_id, steps.c.execution_id == execution_id,
-                    steps.c.status == StepStatus.RUNNING.value)).values(
-                    status=step_status.value, completed_at=func.now(),
+                    steps.c.status == StepStatus.RUNNING)).values(
+                    status=step_status, completed_at=func.now(),
                     error_message=func.coalesce(steps.c.error_message, error_message)))
             task_status = self._task_status_after(conn, task_id, status)
             conn.execute(update(tasks).where(and_(tasks.c.task_id == task_id,
-                                                  tasks.c.current_execution_id == execution_id))
-                         .values(status=task_status.value, completed_at=func.now(), updated_at=func.now(),
+                                                  tasks.c.current_execution_id == execution_id,
+                                                  tasks.c.status.in_(statuses_before(task_status))))
+                         .values(status=task_status, completed_at=func.now(), updated_at=func.now(),
                                  error_message=None if status is ExecutionStatus.COMPLETED else error_message))
             return True
 
@@ -380,7 +367,7 @@ class TaskStore:
         step_status = dict(conn.execute(select(steps.c.step_name, steps.c.status)
                                         .where(steps.c.task_id == task_id)).all())
         enabled = [name for name in STEP_NAMES if parameters.get(STEP_ENABLE_FLAGS.get(name, ""), True)]
-        if all(step_status.get(name) == StepStatus.COMPLETED.value for name in enabled):
+        if all(step_status.get(name) == StepStatus.COMPLETED for name in enabled):
             return TaskStatus.COMPLETED
         return TaskStatus.PARTIAL_COMPLETED
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from config import PROJECT_ROOT, Settings
+from data_pipeline.store.records import Execution
 from data_pipeline.tasks.directory import EXECUTOR_OUTPUT_FILE
 
 EXECUTOR_MODULE = "data_pipeline.task_executor"
@@ -93,17 +94,17 @@ def _is_executor_process(pid: int, task_id: str) -> bool:
     return EXECUTOR_MODULE.encode() in argv and task_id.encode() in argv
 
 
-def executor_gone(execution: dict, heartbeat_timeout: float) -> str | None:
+def executor_gone(execution: Execution, heartbeat_timeout: float) -> str | None:
     """Why a running execution's executor is known to be gone, or None while it may live."""
-    pid = execution.get("pid")
+    pid = execution.pid
     now = dt.datetime.now(dt.timezone.utc)
     if pid is None:
-        started = execution.get("started_at") or execution.get("created_at")
+        started = execution.started_at or execution.created_at
         if started and (now - started).total_seconds() > START_GRACE_SECONDS:
             return "执行器未能启动 (executor never started)"
         return None
-    if execution.get("hostname") and execution["hostname"] != HOSTNAME:
-        beat = execution.get("heartbeat_at")
+    if execution.hostname and execution.hostname != HOSTNAME:
+        beat = execution.heartbeat_at
         if beat and (now - beat).total_seconds() > heartbeat_timeout:
             return "执行器心跳丢失 (executor heartbeat lost)"
         return None
@@ -112,7 +113,7 @@ def executor_gone(execution: dict, heartbeat_timeout: float) -> str | None:
     if child is not None:
         returncode = child.poll()
         return describe_exit(returncode) if returncode is not None else None
-    if _is_executor_process(pid, execution["task_id"]):
+    if _is_executor_process(pid, execution.task_id):
         return None
     return describe_exit(None)
 

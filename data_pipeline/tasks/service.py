@@ -18,7 +18,7 @@ from data_pipeline.db.embedded_pg import DEMO_DATABASE
 from data_pipeline.errors import (ConflictError, InsufficientStorageError, PipelineError, TaskNotFoundError,
                                   ValidationError, disk_full_details, is_disk_full)
 from data_pipeline.tasks.statuses import STEP_NAMES, ExecutionStatus, TaskStatus
-from data_pipeline.store import TaskStore
+from data_pipeline.store import Execution, Task, TaskStore
 from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, render_table_list
 from data_pipeline.tasks.directory import (TABLE_LIST_FILE, is_valid_task_id, missing_step_inputs, read_table_list,
                                     task_dir, write_text_atomic)
@@ -40,7 +40,7 @@ class TaskService:
     def directory(self, task_id: str) -> Path:
         return task_dir(self.settings.training_data_dir, task_id)
 
-    def require_task(self, task_id: str) -> dict:
+    def require_task(self, task_id: str) -> Task:
         """The task (settled if its executor is gone); TaskNotFoundError otherwise."""
         if not is_valid_task_id(task_id):
             raise TaskNotFoundError(task_id[:80])
@@ -51,23 +51,22 @@ class TaskService:
             task = self.store.get_task(task_id)
         return task
 
-    def _settle_if_abandoned(self, task: dict) -> bool:
-        execution = task.get("execution")
-        if task["status"] != TaskStatus.IN_PROGRESS.value or not execution \
-                or execution["status"] != ExecutionStatus.RUNNING.value:
+    def _settle_if_abandoned(self, task: Task) -> bool:
+        execution = task.execution
+        if task.status is not TaskStatus.IN_PROGRESS or execution is None \
+                or execution.status is not ExecutionStatus.RUNNING:
             return False
         reason = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
         return reason is not None and self._settle(execution, reason, None)
 
-    def _settle(self, execution: dict, reason: str, exit_code: int | None) -> bool:
-        task = self.store.get_task(execution["task_id"])
-        running_step = next((s["step_name"] for s in (task or {}).get("steps", [])
-                             if s["status"] == "running" and s["execution_id"] == execution["execution_id"]), None)
-        if not self.store.finish_execution(execution["execution_id"], ExecutionStatus.FAILED,
+    def _settle(self, execution: Execution, reason: str, exit_code: int | None) -> bool:
+        task = self.store.get_task(execution.task_id)
+        running_step = task.running_step_name(execution.execution_id) if task else None
+        if not self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED,
                                            error_message=reason, exit_code=exit_code):
             return False
-        logger.warning("任务 %s 的执行 %s 已结束: %s", execution["task_id"], execution["execution_id"], reason)
-        self._note_in_task_log(execution["task_id"], "ERROR", reason, running_step)
+        logger.warning("任务 %s 的执行 %s 已结束: %s", execution.task_id, execution.execution_id, reason)
+        self._note_in_task_log(execution.task_id, "ERROR", reason, running_step)
         return True
 
     def _note_in_task_log(self, task_id: str, level: str, message: str, step: str | None) -> None:
@@ -128,22 +127,22 @@ class TaskService:
             task_id_base=dt.datetime.now().strftime("task_%Y%m%d_%H%M%S"), task_name=task_name,
             created_by=created_by, db_name=db_name, business_context=business_context,
             db_connection=db_connection, parameters=parameters)
-        directory = self.directory(task["task_id"])
+        directory = self.directory(task.task_id)
         try:
             directory.mkdir(parents=True, exist_ok=True)
             if table_list_text is not None:
                 write_text_atomic(directory / TABLE_LIST_FILE, table_list_text)
-            task_log.append_entry(directory, "INFO", f"TaskDir_{task['task_id']}", "任务目录日志初始化完成")
+            task_log.append_entry(directory, "INFO", f"TaskDir_{task.task_id}", "任务目录日志初始化完成")
         except OSError as exc:
             # No task without its directory: a client that sees this error and retries gets one task.
-            self.store.delete_task(task["task_id"])
+            self.store.delete_task(task.task_id)
             shutil.rmtree(directory, ignore_errors=True)
             if is_disk_full(exc):
                 raise InsufficientStorageError(f"无法创建任务目录: {disk_full_details(exc)}") from None
             raise PipelineError(f"无法创建任务目录: {exc.strerror}") from None
-        logger.info("创建任务: %s", task["task_id"])
-        return {"task_id": task["task_id"], "task_name": task["task_name"], "status": task["status"],
-                "created_at": iso(task["created_at"])}
+        logger.info("创建任务: %s", task.task_id)
+        return {"task_id": task.task_id, "task_name": task.task_name, "status": task.status,
+                "created_at": iso(task.created_at)}
 
     def get_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)
@@ -151,16 +150,17 @@ class TaskService:
 
     def search(self, **filters) -> tuple[list[dict], int]:
         """A page of task summaries and the number of matches (abandoned runs settled first)."""
-        rows, total = self.store.search_tasks(**filters)
-        running = [self.store.get_task(r["task_id"]) for r in rows if r["status"] == TaskStatus.IN_PROGRESS.value]
+        page, total = self.store.search_tasks(**filters)
+        # Listed tasks carry no execution: read the running ones whole to see whether theirs is gone.
+        running = [self.store.get_task(task.task_id) for task in page if task.status is TaskStatus.IN_PROGRESS]
         settled = [task for task in running if task and self._settle_if_abandoned(task)]
         if settled:
-            rows, total = self.store.search_tasks(**filters)
-        return [task_summary(r, self.directory(r["task_id"]).is_dir()) for r in rows], total
+            page, total = self.store.search_tasks(**filters)
+        return [task_summary(task, self.directory(task.task_id).is_dir()) for task in page], total
 
     def delete_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)
-        if task["status"] == TaskStatus.IN_PROGRESS.value or not self.store.delete_task(task_id):
+        if task.status is TaskStatus.IN_PROGRESS or not self.store.delete_task(task_id):
             raise ConflictError(f"任务 {task_id} 正在执行，不能删除", error_code="TASK_ALREADY_RUNNING",
                                 invalid_params=["task_id"])
         directory = self.directory(task_id)
@@ -182,7 +182,7 @@ class TaskService:
         if execution_mode == "complete":
             step_name = None
         task = self.require_task(task_id)
-        if task["status"] == TaskStatus.IN_PROGRESS.value:
+        if task.status is TaskStatus.IN_PROGRESS:
             raise ConflictError(f"任务 {task_id} 正在执行", error_code="TASK_ALREADY_RUNNING", invalid_params=["task_id"])
         directory = self.directory(task_id)
         tables = read_table_list(directory)
@@ -195,7 +195,7 @@ class TaskService:
                 shown = ", ".join(missing[:20]) + (f" 等{len(missing)}个" if len(missing) > 20 else "")
                 raise ValidationError(f"步骤 {step_name} 的输入文件不存在: {shown}", invalid_params=["step_name"],
                                       error_code="STEP_PREREQUISITE_NOT_MET")
-        parameters = task["parameters"] or {}
+        parameters = task.parameters
         truncate = parameters.get("truncate_vector_tables", False) if truncate_vector_tables is None \
             else truncate_vector_tables
         backup = parameters.get("backup_vector_tables", False) if backup_vector_tables is None \
@@ -219,7 +219,7 @@ class TaskService:
 
         def on_exit(returncode: int) -> None:
             execution = self.store.get_execution(execution_id)
-            if execution and execution["status"] == ExecutionStatus.RUNNING.value:
+            if execution and execution.status is ExecutionStatus.RUNNING:
                 self._settle(execution, executor_processes.describe_exit(returncode), returncode)
 
         try:
@@ -234,21 +234,21 @@ class TaskService:
 
     def cancel_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)
-        execution = task.get("execution")
-        if task["status"] != TaskStatus.IN_PROGRESS.value or not execution:
-            raise ConflictError(f"任务 {task_id} 当前没有在执行 (状态: {task['status']})",
+        execution = task.execution
+        if task.status is not TaskStatus.IN_PROGRESS or execution is None:
+            raise ConflictError(f"任务 {task_id} 当前没有在执行 (状态: {task.status})",
                                 error_code="TASK_NOT_RUNNING", invalid_params=["task_id"])
-        running_step = next((s["step_name"] for s in task["steps"] if s["status"] == "running"), None)
+        running_step = task.running_step_name()
         # Record the cancellation first: the executor (and the reaper) then find the execution ended
         # and cannot report it as failed while it is being stopped.
-        if self.store.finish_execution(execution["execution_id"], ExecutionStatus.CANCELLED,
+        if self.store.finish_execution(execution.execution_id, ExecutionStatus.CANCELLED,
                                        error_message="任务已被用户取消"):
             self._note_in_task_log(task_id, "WARNING", "任务已被用户取消", running_step)
-        if execution.get("pid"):
-            executor_processes.terminate_executor(execution["pid"], task_id, self.settings.cancel_grace_seconds)
+        if execution.pid:
+            executor_processes.terminate_executor(execution.pid, task_id, self.settings.cancel_grace_seconds)
         logger.info("取消任务: %s", task_id)
         return self.get_task(task_id)
 
-    def list_executions(self, task_id: str) -> list[dict]:
+    def list_executions(self, task_id: str) -> list[Execution]:
         self.require_task(task_id)
         return self.store.list_executions(task_id)

@@ -1,12 +1,17 @@
-"""Task and step statuses, the four step names, and which status may follow which."""
+"""Task, step and execution statuses, the four step names, and which status may follow which.
+
+This is the one place a status is named: the store, the workflow, the API schemas, the client
+types and the CLI all take their status names from these enumerations. They are StrEnums, so a
+member is the very string the store holds and the API sends (`TaskStatus.FAILED == "failed"`).
+"""
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 STEP_NAMES: tuple[str, ...] = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
 
 
-class TaskStatus(str, Enum):
+class TaskStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     PARTIAL_COMPLETED = "partial_completed"
@@ -14,12 +19,8 @@ class TaskStatus(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    @property
-    def is_running(self) -> bool:
-        return self is TaskStatus.IN_PROGRESS
 
-
-class StepStatus(str, Enum):
+class StepStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -28,15 +29,16 @@ class StepStatus(str, Enum):
     CANCELLED = "cancelled"
 
 
-class ExecutionStatus(str, Enum):
+class ExecutionStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-# A task leaves in_progress only through the end of its execution; every other status may start
-# a new execution. The store enforces "claim only when not in_progress" in one conditional UPDATE.
+# The store's conditional UPDATEs are built from these tables (see `statuses_before`): a task is
+# claimed only from a status that may become in_progress, a step finished only from one that may
+# become its final status.
 TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.IN_PROGRESS}),
     TaskStatus.IN_PROGRESS: frozenset({TaskStatus.COMPLETED, TaskStatus.PARTIAL_COMPLETED,
@@ -56,6 +58,10 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     StepStatus.CANCELLED: frozenset({StepStatus.RUNNING, StepStatus.PENDING, StepStatus.SKIPPED}),
 }
 
+# A task in one of these statuses has no execution under way: a client waiting for it can stop.
+FINISHED_TASK_STATUSES: frozenset[TaskStatus] = frozenset({
+    TaskStatus.COMPLETED, TaskStatus.PARTIAL_COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
 # Task flags that disable a step in complete mode.
 STEP_ENABLE_FLAGS: dict[str, str] = {
     "sql_validation": "enable_sql_validation",
@@ -63,5 +69,7 @@ STEP_ENABLE_FLAGS: dict[str, str] = {
 }
 
 
-def task_status_values() -> list[str]:
-    return [s.value for s in TaskStatus]
+def statuses_before(target: TaskStatus | StepStatus) -> list[TaskStatus] | list[StepStatus]:
+    """The statuses a task (or step) may leave for `target`, sorted: what a conditional UPDATE requires."""
+    table = TASK_TRANSITIONS if isinstance(target, TaskStatus) else STEP_TRANSITIONS
+    return sorted(status for status, following in table.items() if target in following)

@@ -19,7 +19,7 @@ from data_pipeline.errors import PipelineError, disk_full_details, is_disk_full
 from data_pipeline.llm.client import LLMClient
 from data_pipeline.tasks.statuses import STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus
 from data_pipeline.steps import StepContext, get_step
-from data_pipeline.store import TaskStore
+from data_pipeline.store import Execution, Task, TaskStore
 from data_pipeline.tasks.directory import (TASK_CONFIG_FILE, TASK_RESULT_FILE, backup_step_outputs, read_table_list,
                                     write_json_atomic)
 from data_pipeline.tasks.serializers import public_parameters
@@ -82,31 +82,31 @@ class ProgressReporter:
 
 
 class WorkflowRunner:
-    def __init__(self, store: TaskStore, settings: Settings, task: dict, execution: dict, task_dir: Path):
+    def __init__(self, store: TaskStore, settings: Settings, task: Task, execution: Execution, task_dir: Path):
         self.store = store
         self.settings = settings
         self.task = task
         self.execution = execution
         self.task_dir = task_dir
-        self.options = execution.get("options") or {}
-        self.parameters = task.get("parameters") or {}
+        self.options = execution.options or {}
+        self.parameters = task.parameters
         self.step_results: dict[str, dict] = {}
         self.error_message: str | None = None
 
     @property
     def execution_id(self) -> str:
-        return self.execution["execution_id"]
+        return self.execution.execution_id
 
     def steps_to_run(self) -> list[str]:
-        if self.execution["execution_mode"] == "step":
-            return [self.execution["step_name"]]
+        if self.execution.execution_mode == "step":
+            return [self.execution.step_name]
         return list(STEP_NAMES)
 
     def run(self) -> ExecutionStatus:
-        task_id = self.task["task_id"]
-        mode = self.execution["execution_mode"]
+        task_id = self.task.task_id
+        mode = self.execution.execution_mode
         logger.info("开始执行任务 %s (模式: %s%s, 执行ID: %s)", task_id, mode,
-                    f", 步骤: {self.execution['step_name']}" if mode == "step" else "", self.execution_id)
+                    f", 步骤: {self.execution.step_name}" if mode == "step" else "", self.execution_id)
         started = time.monotonic()
         try:
             try:
@@ -133,22 +133,23 @@ class WorkflowRunner:
         self._write_task_result(status, started, self.error_message)
         if not self.store.finish_execution(self.execution_id, status, error_message=self.error_message):
             # Someone ended the execution first (a cancel in the last moment): the file follows the store.
-            ended = self.store.get_execution(self.execution_id) or {}
-            status = ExecutionStatus(ended.get("status") or status.value)
-            self._write_task_result(status, started, ended.get("error_message"))
-        logger.info("任务执行结束: %s，总耗时 %.2fs", status.value, time.monotonic() - started)
+            ended = self.store.get_execution(self.execution_id)
+            if ended is not None:
+                status = ended.status
+            self._write_task_result(status, started, ended and ended.error_message)
+        logger.info("任务执行结束: %s，总耗时 %.2fs", status, time.monotonic() - started)
         return status
 
     def _context(self) -> StepContext:
         tables = read_table_list(self.task_dir)
         if not tables:
             raise PipelineError("任务没有表清单 (table_list.txt)", error_code="TABLE_LIST_MISSING")
-        db_url = self.task.get("db_connection") or default_business_url(self.settings)
+        db_url = self.task.db_connection or default_business_url(self.settings)
         truncate = bool(self.options.get("truncate_vector_tables"))
         return StepContext(
-            task_id=self.task["task_id"], task_dir=self.task_dir, settings=self.settings, db_url=db_url,
-            db_name=self.task.get("db_name") or database_name(db_url),
-            business_context=self.task.get("business_context") or "", tables=tables,
+            task_id=self.task.task_id, task_dir=self.task_dir, settings=self.settings, db_url=db_url,
+            db_name=self.task.db_name or database_name(db_url),
+            business_context=self.task.business_context or "", tables=tables,
             params=self.parameters, llm=LLMClient.from_settings(self.settings),
             store_url=store_url(self.settings),
             backup_vector_tables=truncate or bool(self.options.get("backup_vector_tables")),
@@ -159,8 +160,8 @@ class WorkflowRunner:
         return flag is None or self.parameters.get(flag, True) is not False
 
     def _run_step(self, step_name: str, context: StepContext) -> bool:
-        task_id = self.task["task_id"]
-        if self.execution["execution_mode"] == "complete" and not self._enabled(step_name):
+        task_id = self.task.task_id
+        if self.execution.execution_mode == "complete" and not self._enabled(step_name):
             logger.info("步骤 %s 已跳过 (%s=false)", step_name, STEP_ENABLE_FLAGS[step_name])
             self.store.finish_step(task_id, step_name, StepStatus.SKIPPED, execution_id=self.execution_id)
             return True
@@ -200,35 +201,32 @@ class WorkflowRunner:
 
     def _write_task_config(self) -> None:
         write_json_atomic(self.task_dir / TASK_CONFIG_FILE, {
-            "task_id": self.task["task_id"],
-            "task_name": self.task.get("task_name"),
-            "created_at": iso(self.task.get("created_at")),
+            "task_id": self.task.task_id,
+            "task_name": self.task.task_name,
+            "created_at": iso(self.task.created_at),
             "execution_id": self.execution_id,
-            "execution_mode": self.execution["execution_mode"],
-            "step_name": self.execution.get("step_name"),
+            "execution_mode": self.execution.execution_mode,
+            "step_name": self.execution.step_name,
             "parameters": {**public_parameters(self.task), **self.options,
                            "table_list_file": "{task_directory}/table_list.txt"},
             "output_directory": str(self.task_dir),
         })
 
     def _write_task_result(self, status: ExecutionStatus, started: float, error: str | None) -> None:
-        task = self.store.get_task(self.task["task_id"]) or {}
-        task["status"] = self.store.task_status_after(self.task["task_id"], status).value
+        task_id = self.task.task_id
+        task = self.store.get_task(task_id)
         try:
-            self._write_result_file(task, status, started, error)
+            write_json_atomic(self.task_dir / TASK_RESULT_FILE, {
+                "task_id": task_id,
+                "execution_id": self.execution_id,
+                "execution_mode": self.execution.execution_mode,
+                "step_name": self.execution.step_name,
+                "status": status,
+                "task_status": self.store.task_status_after(task_id, status),
+                "error_message": error,
+                "duration": round(time.monotonic() - started, 3),
+                "steps": {step.step_name: step.status for step in task.steps} if task else {},
+                "results": self.step_results,
+            })
         except OSError as exc:  # the outcome is in the store already; the file is a copy for users
             logger.warning("无法写入 %s: %s", TASK_RESULT_FILE, _failure_message(exc, None))
-
-    def _write_result_file(self, task: dict, status: ExecutionStatus, started: float, error: str | None) -> None:
-        write_json_atomic(self.task_dir / TASK_RESULT_FILE, {
-            "task_id": self.task["task_id"],
-            "execution_id": self.execution_id,
-            "execution_mode": self.execution["execution_mode"],
-            "step_name": self.execution.get("step_name"),
-            "status": status.value,
-            "task_status": task.get("status"),
-            "error_message": error,
-            "duration": round(time.monotonic() - started, 3),
-            "steps": {s["step_name"]: s["status"] for s in task.get("steps", [])},
-            "results": self.step_results,
-        })

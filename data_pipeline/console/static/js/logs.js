@@ -3,7 +3,7 @@ import { api, taskUrl } from "./api.js";
 import { $, fill, h, toastError } from "./dom.js";
 
 const PAGE_SIZE = 100;
-const state = { taskId: null, page: 1, totalPages: 1, loading: false };
+const state = { taskId: null, page: 1, totalPages: 1, loading: false, again: false };
 
 export function resetLogs(taskId) {
   state.taskId = taskId;
@@ -36,7 +36,11 @@ function line(entry) {
 // `live`: a refresh while the task runs; it only updates the first page and keeps quiet on errors.
 export async function refreshLogs({ live = false } = {}) {
   if (live && (!$("#log-auto").checked || state.page !== 1)) return;
-  if (state.loading) return;
+  if (state.loading) {
+    // A filter changed while a query was under way: query again when it ends, or the change is lost.
+    if (!live) state.again = true;
+    return;
+  }
   const taskId = state.taskId;
   state.loading = true;
   try {
@@ -59,6 +63,10 @@ export async function refreshLogs({ live = false } = {}) {
     }
   } finally {
     state.loading = false;
+    if (state.again) {
+      state.again = false;
+      refreshLogs();
+    }
   }
 }
 
