@@ -199,3 +199,4 @@ def icinga_db_url(debian_schema_db) -> str:
 @pytest.fixture(scope="session")
 def pdns_db_url(debian_schema_db) -> str:
     return debian_schema_db("pdns")
+

@@ -110,11 +110,28 @@ def test_prompt_carries_names_comments_keys_and_values():
 
 @pytest.mark.parametrize("name, label", [
     ("create_ts", "创建时间"), ("created_by", "创建人"), ("service_area_id", "服务区ID"),
-    ("orderDate", "订单日期"), ("wx_order", "WX订单"), ("happened_at", None), ("foo", None),
-    ("delete_ts", "删除时间"), ("unit_price", "单价"),
+    ("orderDate", "订单日期"), ("wx_order", None), ("happened_at", None), ("foo", None),
+    ("delete_ts", "删除时间"), ("unit_price", "单价"), ("hostid", "主机ID"), ("lastlogsize", "最近日志大小"),
+    ("address2", "地址2"), ("isactive", "是否有效"), ("nodata", None),
 ])
 def test_naming_dictionary(name, label):
     assert naming.translate(name) == label
+
+
+@pytest.mark.parametrize("name, words", [
+    ("release_year", "release year"), ("film_id", "film ID"), ("filmid", "film ID"), ("rental_date", "rental date"),
+    ("postal_code", "postal code"), ("snmp_oid", "SNMP OID"), ("wx_order", "wx order"), ("hostid", "主机ID"),
+    ("lastUpdate", "最近更新"), ("happened_at", "happened at"),
+])
+def test_every_name_gets_a_readable_description(name, words):
+    """Unknown words stay English words, never upper-cased garbles (FILMID) or half translations."""
+    assert naming.describe(name) == words
+
+
+def test_tables_without_a_known_name_are_called_by_their_words():
+    assert naming.table_label("film_category") is None
+    assert naming.table_english_label("film_category") == "film category table"
+    assert naming.table_english_label("t_film") == "film table"
 
 
 def test_table_labels_drop_common_prefixes():

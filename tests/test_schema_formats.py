@@ -36,15 +36,24 @@ def check_ddl(text: str) -> dict:
         assert split_idents(table)[0] == unquote(schema_line.group(1)) != "public", "schema line for another schema"
     else:
         assert len(split_idents(table)) == 1 or split_idents(table)[0] == "public", "other schemas need their line"
-    end = lines.index(");")
-    elements, foreign_keys, columns = [], [], {}
+    end = next(i for i, line in enumerate(lines) if re.fullmatch(r"\)(?: partition by (?:range|list|hash) \(.+\))?;", line))
+    partition_by = re.fullmatch(r"\)(?: partition by (.+))?;", lines[end]).group(1)
+    elements, foreign_keys, columns, checks = [], [], {}, []
     primary_key, unique = None, []
     for line in lines[start + 1:end]:
         fk = re.fullmatch(rf"  -- foreign key \(({_LIST})\) references ({QNAME})\(({_LIST})\)", line)
         if fk:
             foreign_keys.append((split_idents(fk.group(1)), fk.group(2), split_idents(fk.group(3))))
             continue
+        if re.fullmatch(r"  -- check \(.+\) \(调用原库自定义函数，未写入\)", line):
+            continue
         assert not foreign_keys, f"element after the foreign key comments: {line}"
+        check = re.fullmatch(r"  (check \(.+\)(?: no inherit)?)(,?)", line)
+        if check:
+            assert primary_key is None, "primary key must be the last element"
+            checks.append(check.group(1))
+            elements.append(bool(check.group(2)))
+            continue
         key = re.fullmatch(rf"  (primary key|unique) \(({_LIST})\)(,?)", line)
         if key:
             elements.append(bool(key.group(3)))
@@ -64,8 +73,14 @@ def check_ddl(text: str) -> dict:
         elements.append(bool(column.group(3)))
     assert elements[:-1] == [True] * (len(elements) - 1) if elements else True, "every element but the last has a comma"
     assert not elements or elements[-1] is False, "the last element has no comma"
-    table_comment, column_comments = None, {}
+    table_comment, column_comments, unique_indexes = None, {}, []
     for line in lines[end + 1:]:
+        index = re.fullmatch(r"(?:-- )?CREATE UNIQUE INDEX (\S+) ON (\S+) USING .+;(?: \(调用原库自定义函数，未写入\))?", line)
+        if index:
+            assert not column_comments and table_comment is None, "unique indexes come before the comments"
+            assert index.group(2) == table, line
+            unique_indexes.append(line)
+            continue
         on_table = re.fullmatch(rf"comment on table ({QNAME}) is {LITERAL};", line)
         on_column = re.fullmatch(rf"comment on column ({QNAME})\.({IDENT}) is {LITERAL};", line)
         assert on_table or on_column, line
@@ -78,13 +93,18 @@ def check_ddl(text: str) -> dict:
     for name, column in columns.items():
         assert column["comment"] == column_comments.get(name), f"inline and `comment on` differ for {name}"
     return {"table": table, "columns": columns, "primary_key": primary_key, "unique": unique,
-            "foreign_keys": foreign_keys, "table_comment": table_comment}
+            "foreign_keys": foreign_keys, "table_comment": table_comment, "checks": checks,
+            "unique_indexes": unique_indexes, "partition_by": partition_by}
 
 
 _FIELD = re.compile(rf"- ({IDENT}) \((.+?)\)(?: - (.*?))?(?: \[((?:主键|外键|非空)(?:, (?:主键|外键|非空))*)\])?"
                     rf"(?: \[示例: (.+)\])?")
 _NOTE = re.compile(rf"- (?:({IDENT}) 为主键|复合主键: \(({_LIST})\)|({IDENT}) 关联 ({QNAME})\.({IDENT})"
-                   rf"|({IDENT}) 为枚举字段，包含取值：(.+))")
+                   rf"|({IDENT}) 为枚举字段，包含取值：(.+)|分区表，分区键: (?:RANGE|LIST|HASH) \(.+\)"
+                   rf"|唯一约束: \({_LIST}\)|唯一索引: CREATE UNIQUE INDEX .+|检查约束: CHECK \(.+\)"
+                   rf"|{IDENT} 的取值约束（域类型 .+）: CHECK \(.+\)|{IDENT} 为生成列（(?:stored|virtual)）: .+"
+                   rf"|{IDENT} 为自增标识列（generated (?:always|by default) as identity）"
+                   rf"|{IDENT} 的默认值 .+ 调用原库自定义函数，未写入DDL)")
 
 
 def check_md(text: str, table=None) -> dict:
@@ -92,7 +112,9 @@ def check_md(text: str, table=None) -> dict:
     title = re.fullmatch(r"## (.+?)（(.+)）", lines[0])
     assert title, lines[0]
     name = title.group(1)
+    assert title.group(2) not in (name, unquote(name)), f"the name is no Chinese name: {lines[0]}"
     assert lines[1].startswith(f"{name} 表") and len(lines[1]) > len(name) + 2, lines[1]
+    assert re.match(r"[\u4e00-\u9fff]|：\S", lines[1][len(name) + 2:]), f"English glued to the title: {lines[1]}"
     assert lines[2] == "字段列表："
     fields, notes, index = {}, [], 3
     while index < len(lines) and lines[index] != "字段补充说明：":
@@ -113,6 +135,7 @@ def check_md(text: str, table=None) -> dict:
             assert fields[column.name]["type"] == column.type
             assert ("非空" in fields[column.name]["flags"]) == (not column.nullable)
             assert ("主键" in fields[column.name]["flags"]) == (column.name in table.primary_key)
+            assert fields[column.name]["comment"], f"column {column.name} is not described"
     return {"name": name, "chinese_name": title.group(2), "fields": fields, "notes": notes}
 
 

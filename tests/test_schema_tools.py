@@ -148,3 +148,13 @@ def test_table_document_when_the_llm_fails(tools_db):
     assert "HTTP 500" in data["generation_info"]["llm_error"]
     assert "500" not in data["ddl"] and "LLM" not in data["md"]
     assert "comment on column public.bss_company.id is '主键ID';" in data["ddl"]
+
+
+def test_table_document_of_a_table_using_an_enum_type_gives_its_types(make_local_db):
+    url = make_local_db("create type level as enum ('low', 'high');"
+                        " create table alert (id integer primary key, level level not null);"
+                        " insert into alert values (1, 'low'), (2, 'high');")
+    data = table_document(url, "alert")
+    assert data["types_ddl"].splitlines()[2:] == ["create type public.level as enum ('low', 'high');"]
+    assert next(f for f in data["fields"] if f["column_name"] == "level")["enum_values"] == ["low", "high"]
+    assert "types_ddl" not in table_document(url, "alert", "md")

@@ -33,6 +33,7 @@ _KINDS: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern + r"\Z"), text)
     (r"metadata_detail\.md", "业务主题元数据说明"),
     (r"db_query_decision_prompt\.txt", "数据库查询决策提示词"),
     (r"filename_mapping\.txt", "表名与文件名映射"),
+    (r"schema_types\.sql", "各表用到的扩展、枚举、域、复合类型与序列（先于各表DDL执行）"),
     (r"sql_validation_.+_summary\.log", "SQL验证摘要"),
     (r"sql_validation_.+_report\.json", "SQL验证详细报告"),
     (r"file_modifications_.+\.log", "SQL验证对问答对文件的修改记录"),

@@ -21,6 +21,11 @@ _SOFT_DELETE_TIMES = {"delete_ts", "deleted_at", "delete_time", "deleted_time", 
 _SOFT_DELETE_FLAGS = {"is_deleted", "deleted", "is_delete", "del_flag", "delete_flag", "is_del"}
 _IDENTIFIER_NAME = re.compile(r"(^id$|_id$|_uuid$|_key$)")
 _CODE_NAME = re.compile(r"(_no|_code|_num|^code)$")
+# Integers that are parts of a time, positions or codes: summing them means nothing (integer codes
+# are no enums: the schema step states enum values only for enum types, booleans and text).
+_NOT_A_MEASURE = re.compile(r"(^|_)(usec|msec|nsec|ns|sec|clock|sortorder|sort_order|seq|sequence|position|pos|port|"
+                            r"flags?|status|state|type|level|priority|severity|mode|kind|code|action|method|"
+                            r"protocol|enabled|disabled|active)$")
 _LABEL_HINT = ("名称", "名字", "姓名", "标题")
 _CODE_HINT = ("编码", "编号", "代码")
 _CREATED = re.compile(r"^(create|created)_(ts|time|at|date)$|^gmt_create$")
@@ -123,7 +128,8 @@ def table_roles(doc: TableDoc) -> TableRoles:
             continue
         elif is_temporal(column):
             dates.append(column)
-        elif is_numeric(column):
+        elif is_numeric(column) and not (_CODE_NAME.search(column.name.lower())
+                                         or _NOT_A_MEASURE.search(column.name.lower())):
             measures.append(column)
         elif is_text(column) and (column.name.lower().endswith("_name") or _has(column, _LABEL_HINT)):
             labels.append(column)

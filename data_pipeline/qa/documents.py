@@ -216,7 +216,8 @@ def parse_detail_md(text: str) -> TableDoc:
             section = "notes"
         elif section is None and stripped and not doc.description:
             prefix = f"{title_name(doc)} 表"
-            doc.description = stripped[len(prefix):] if stripped.startswith(prefix) else stripped
+            # `t 表：English words` sets an English description apart from the title.
+            doc.description = stripped[len(prefix):].lstrip("：") if stripped.startswith(prefix) else stripped
         elif section == "fields" and stripped.startswith("- "):
             doc.columns.append(_md_field(stripped[2:]))
         elif section == "notes" and stripped.startswith("- "):

@@ -8,7 +8,8 @@ Rules:
   ignored, refusals and apologies are rejected, and enum meanings are kept only for values that
   really occur in the column.
 - Offline (no LLM, or the LLM failed), the database's comments stand, and the naming dictionary
-  fills columns and tables that have none.
+  fills columns and tables that have none. Every column ends up described: where the dictionary
+  does not know every word, by the name's readable English words ("release year", "film ID").
 """
 from __future__ import annotations
 
@@ -192,8 +193,8 @@ def merge(table: TableInfo, answer: LLMAnswer | None) -> TableComments:
         chinese_name = short if short and len(short) <= MAX_NAME_CHARS else db_comment[:MAX_NAME_CHARS]
         description = answer.description if answer else db_comment
     else:
-        label = naming.table_label(table.name)
-        table_comment, chinese_name, description = label, label or table.name, label or table.name
+        label = naming.table_label(table.name) or naming.table_english_label(table.name)
+        table_comment, chinese_name, description = label, label, label
     return TableComments(chinese_name=chinese_name, description=description, table_comment=table_comment,
                          column_comments=column_comments, llm_used=answer is not None)
 
@@ -207,7 +208,7 @@ def _column_comment(column: Column, answer: LLMAnswer | None) -> str | None:
     elif db_quality:
         comment = db_comment
     else:
-        comment = naming.translate(column.name)
+        comment = naming.describe(column.name)
     meanings = answer.enum_meanings.get(column.name) if answer else None
     if comment and meanings and not all(value in comment for value in meanings):
         comment += "（" + "；".join(f"{value}={meaning}" for value, meaning in meanings.items()) + "）"

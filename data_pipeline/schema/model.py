@@ -18,10 +18,20 @@ class Column:
     numeric_scale: int | None = None
     default: str | None = None
     identity: str = ""             # "" | "always" | "by default"
-    generated: str | None = None   # expression of a stored generated column
+    generated: str | None = None   # expression of a generated column
+    generated_kind: str = ""       # "stored" | "virtual" (PostgreSQL 18)
+    collation: str | None = None   # a collation other than the type's own, as written after COLLATE
     comment: str | None = None
     type_category: str = ""        # pg_type.typcategory (S string, A array, ...), or "integer"
-    enum_labels: list[str] | None = None   # labels of a PostgreSQL enum type
+    type_oid: int = 0
+    enum_labels: list[str] | None = None   # labels of a PostgreSQL enum type (through domains too)
+    domain_checks: list[str] = field(default_factory=list)   # CHECKs of the column's domain(s)
+    # A `nextval(...)` default whose sequence this column does not own (not `serial`): the types file
+    # creates the sequence so that the default works on an empty database.
+    default_sequence: tuple[str, str] | None = None
+    # A default the DDL leaves out because it calls a function of the database's own (not of an
+    # extension), which an empty database lacks; the MD still states it.
+    omitted_default: str | None = None
     stats_distinct: float | None = None    # pg_stats.n_distinct when the table has been analysed
     # Filled by sampling:
     samples: list[str] = field(default_factory=list)
@@ -37,6 +47,20 @@ class ForeignKey:
 
 
 @dataclass
+class CheckConstraint:
+    name: str
+    definition: str                # as pg_get_constraintdef writes it: `CHECK ((amount > 0))`
+    portable: bool = True          # False: calls a function of the database's own, kept as a comment
+
+
+@dataclass
+class UniqueIndex:
+    name: str
+    definition: str                # as pg_get_indexdef writes it (ON ONLY dropped)
+    portable: bool = True
+
+
+@dataclass
 class TableInfo:
     oid: int
     schema: str
@@ -47,6 +71,11 @@ class TableInfo:
     primary_key: tuple[str, ...] = ()
     unique_keys: list[tuple[str, ...]] = field(default_factory=list)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
+    check_constraints: list[CheckConstraint] = field(default_factory=list)
+    unique_indexes: list[UniqueIndex] = field(default_factory=list)
+    partition_key: str | None = None      # pg_get_partkeydef of a partitioned table: `RANGE (paid_on)`
+    # Extensions whose functions its defaults, expressions, checks and indexes call.
+    extensions: set[str] = field(default_factory=set)
     estimated_rows: float = -1     # pg_class.reltuples (-1: never analysed)
     # Filled by sampling:
     row_count: int | None = None

@@ -1,10 +1,13 @@
-"""The offline naming dictionary: a Chinese label guessed from an English snake_case name.
+"""The offline naming dictionary: a description derived from an English snake_case name.
 
 Used only where the database has no usable comment and no LLM answered. Names are split on `_`
-(and camelCase), words are translated longest phrase first (`service_area` -> 服务区), and a
-label is made only when every word is known but at most one short abbreviation (`wx_order` ->
-WX订单), so a guess never reads as nonsense; common table prefixes (`t_`, `tb_`, `bss_`) are
-dropped.
+(and camelCase); a run-together word is split into known words (`hostid` -> host id,
+`lastlogsize` -> last log size) or, failing that, before a trailing `id` (`filmid` -> film id).
+Words are translated longest phrase first (`service_area` -> 服务区). A Chinese label is made only
+when every word is known, so a guess never mixes languages (no `FILM类别表`); otherwise the
+description is the English words themselves, readable ("release year", "film category"), with
+known abbreviations upper-cased ("film ID", "SNMP OID"). Common table prefixes (`t_`, `tb_`,
+`bss_`) are dropped from table labels.
 """
 from __future__ import annotations
 
@@ -68,22 +71,61 @@ _WORDS = {
     "device": "设备", "unit": "单位", "ip": "IP地址", "host": "主机", "port": "端口", "url_path": "路径",
 }
 
+# Written upper-case in English descriptions; those in _WORDS also translate as written there.
+ABBREVIATIONS = frozenset("""
+id uuid guid url uri ip ipv4 ipv6 sku api sql dns ttl snmp oid http https ssl tls ssh json xml html csv
+cpu gpu os ui pk fk mac smtp ldap saml sso totp mfa ipmi jmx utc gmt crc md5 sha tcp udp vm sla
+sms pdf mime db iso gps imei vat
+""".split())
+
 _TABLE_PREFIXES = {"t", "tb", "tbl", "bss", "sys", "biz", "dim", "fact", "ods", "dwd", "dws", "ads", "dm"}
 _MAX_PHRASE_WORDS = 3
-_MAX_ABBREVIATION = 4
+_MIN_PIECE = 2
 
 
 def _words(name: str) -> list[str]:
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+    words = []
+    for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()):
+        if word:
+            words += _split_compound(word)
+    return words
+
+
+def _known(word: str) -> bool:
+    return word in _WORDS or word in ABBREVIATIONS
+
+
+def _split_compound(word: str) -> list[str]:
+    """`hostid` -> [host, id]; `lastlogsize` -> [last, log, size]; `filmid` -> [film, id]; else [word]."""
+    if _known(word) or len(word) < 2 * _MIN_PIECE:
+        return [word]
+    # Fewest known pieces covering the word (digits are pieces of their own).
+    best: list[list[str] | None] = [[]] + [None] * len(word)
+    for end in range(1, len(word) + 1):
+        for start in range(end):
+            piece = word[start:end]
+            fits = piece.isdigit() or _compound_piece(piece)
+            if fits and best[start] is not None and (best[end] is None or len(best[start]) + 1 < len(best[end])):
+                best[end] = best[start] + [piece]
+    if best[len(word)] is not None:
+        return best[len(word)]
+    if word.endswith("id") and len(word) > 2 + _MIN_PIECE:
+        return [word[:-2], "id"]
+    return [word]
+
+
+def _compound_piece(piece: str) -> bool:
+    """Two-letter words other than abbreviations (`no`, `by`) make too many false splits."""
+    return _known(piece) and (len(piece) > _MIN_PIECE or piece in ABBREVIATIONS or piece == "is")
 
 
 def translate(name: str) -> str | None:
-    """A Chinese label for a column-like name, or None when too few of its words are known."""
+    """A Chinese label for a column-like name, or None unless every word of it is known."""
     words = _words(name)
     if not words or any(not w.isascii() for w in words):
         return None
-    parts, unknown, i = [], [], 0
+    parts, i = [], 0
     while i < len(words):
         for size in range(min(_MAX_PHRASE_WORDS, len(words) - i), 0, -1):
             phrase = "_".join(words[i:i + size])
@@ -93,21 +135,44 @@ def translate(name: str) -> str | None:
                 i += size
                 break
         else:
-            unknown.append(words[i])
-            parts.append(words[i].upper())
+            if not words[i].isdigit():
+                return None
+            parts.append(words[i])
             i += 1
-    parts = [p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1]]
-    if len(unknown) > 1 or len(unknown) == len(words) or any(len(w) > _MAX_ABBREVIATION for w in unknown):
+    if all(part.isdigit() for part in parts):
         return None
-    return "".join(parts)
+    return "".join(p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1])
+
+
+def english_words(name: str) -> str:
+    """The name as readable words: `release_year` -> release year, `film_id` -> film ID."""
+    words = _words(name)
+    if not words:
+        return name.strip() or name
+    return " ".join(w.upper() if w in ABBREVIATIONS else w for w in words)
+
+
+def describe(name: str) -> str:
+    """A description for a column with no comment: its Chinese label, else its English words."""
+    return translate(name) or english_words(name)
 
 
 def table_label(name: str) -> str | None:
     """A Chinese name for a table (`bss_company` -> 公司表), or None."""
-    words = _words(name)
-    while len(words) > 1 and words[0] in _TABLE_PREFIXES:
-        words = words[1:]
+    words = _table_words(name)
     label = translate("_".join(words))
     if not label:
         return None
     return label if label.endswith("表") else label + "表"
+
+
+def table_english_label(name: str) -> str:
+    """What a table without comment or Chinese label is called: `film_category` -> film category table."""
+    return f"{english_words('_'.join(_table_words(name)) or name)} table"
+
+
+def _table_words(name: str) -> list[str]:
+    words = _words(name)
+    while len(words) > 1 and words[0] in _TABLE_PREFIXES:
+        words = words[1:]
+    return words

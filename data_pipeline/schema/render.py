@@ -1,20 +1,25 @@
 """`<stem>.ddl`, `<stem>_detail.md` and `filename_mapping.txt`, exactly as /work/notes/formats.md says.
 
-The DDL is valid PostgreSQL: run on an empty database (with the table's schema present) it
-recreates the table with the same columns, types, nullability, keys and comments. Foreign keys
-are comment lines so that the files run in any order. Every comment is one line.
+The DDL is valid PostgreSQL: run on an empty database after the task's types file
+(types_file.py) it recreates the table with the same columns, types, nullability, defaults,
+identity and generated columns, primary and unique keys, checks, unique indexes, partition key
+and comments. Foreign keys are comment lines so that the files run in any order; so is anything
+that calls a function of the database's own, which an empty database lacks. Every comment is one
+line.
 """
 from __future__ import annotations
 
 import re
 
 from data_pipeline.schema.identifiers import qualified, sql_ident
+from data_pipeline.schema.introspection import SERIAL_TYPES
 from data_pipeline.schema.model import Column, TableComments, TableInfo
 
 SAMPLES_SHOWN = 5
 SAMPLE_CHARS = 50
-_SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
 _NEXTVAL = re.compile(r"nextval\('[^']*'::regclass\)")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_LEADING_WORD = re.compile(r"^[A-Z]+(?: [A-Z]+)*")
 
 
 def sql_string(text: str) -> str:
@@ -26,6 +31,8 @@ def render_ddl(table: TableInfo, comments: TableComments) -> str:
     elements: list[tuple[str, str | None]] = [
         (_column_definition(c), comments.column_comments.get(c.name)) for c in table.columns]
     elements += [(f"unique ({_ident_list(cols)})", None) for cols in table.unique_keys]
+    elements += [(_keyword_lowered(check_constraint_sql(c.definition)), None)
+                 for c in table.check_constraints if c.portable]
     if table.primary_key:
         elements.append((f"primary key ({_ident_list(table.primary_key)})", None))
     lines = [f"-- 中文名: {comments.chinese_name}", f"-- 描述: {comments.description}"]
@@ -39,7 +46,13 @@ def render_ddl(table: TableInfo, comments: TableComments) -> str:
     for fk in table.foreign_keys:
         lines.append(f"  -- foreign key ({_ident_list(fk.columns)}) references "
                      f"{qualified(fk.ref_schema, fk.ref_table)}({_ident_list(fk.ref_columns)})")
-    lines.append(");")
+    for check in table.check_constraints:
+        if not check.portable:
+            lines.append(f"  -- {_keyword_lowered(check.definition)} (调用原库自定义函数，未写入)")
+    partition = f" partition by {_keyword_lowered(table.partition_key)}" if table.partition_key else ""
+    lines.append(f"){partition};")
+    for index in table.unique_indexes:
+        lines.append(f"{index.definition};" if index.portable else f"-- {index.definition}; (调用原库自定义函数，未写入)")
     if comments.table_comment:
         lines.append(f"comment on table {name} is {sql_string(comments.table_comment)};")
     for column in table.columns:
@@ -49,18 +62,32 @@ def render_ddl(table: TableInfo, comments: TableComments) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_constraint_sql(definition: str) -> str:
+    """A check as CREATE TABLE takes it: NOT VALID exists only for ALTER TABLE (and an empty table
+    satisfies any check)."""
+    return definition[:-len(" NOT VALID")] if definition.endswith(" NOT VALID") else definition
+
+
+def _keyword_lowered(text: str) -> str:
+    """`CHECK ((a > 0))` -> `check ((a > 0))`, `RANGE (paid_on)` -> `range (paid_on)`."""
+    return _LEADING_WORD.sub(lambda m: m.group(0).lower(), text, count=1)
+
+
 def _column_definition(column: Column) -> str:
     type_text, default = column.type, column.default
-    if default and _NEXTVAL.fullmatch(default) and column.type in _SERIAL_TYPES:
-        # The sequence does not exist on an empty database; serial creates it, as the original did.
-        type_text, default = _SERIAL_TYPES[column.type], None
+    if (default and _NEXTVAL.fullmatch(default) and column.type in SERIAL_TYPES
+            and column.default_sequence is None):
+        # The column owns its sequence: serial creates one, as the original did.
+        type_text, default = SERIAL_TYPES[column.type], None
     parts = [sql_ident(column.name), type_text]
+    if column.collation:
+        parts.append(f"collate {column.collation}")
     if not column.nullable:
         parts.append("not null")
     if column.identity:
         parts.append(f"generated {column.identity} as identity")
     elif column.generated:
-        parts.append(f"generated always as ({column.generated}) stored")
+        parts.append(f"generated always as ({column.generated}) {column.generated_kind or 'stored'}")
     elif default:
         parts.append(f"default {default}")
     return " ".join(parts)
@@ -76,7 +103,9 @@ def title_name(table: TableInfo) -> str:
 
 def render_md(table: TableInfo, comments: TableComments) -> str:
     title = title_name(table)
-    lines = [f"## {title}（{comments.chinese_name}）", f"{title} 表{comments.description}", "字段列表："]
+    # `film 表：film table`, not `film 表film table`: English text is set apart from the title.
+    separator = "" if _CJK.match(comments.description) else "："
+    lines = [f"## {title}（{comments.chinese_name}）", f"{title} 表{separator}{comments.description}", "字段列表："]
     for column in table.columns:
         lines.append(_field_line(table, column, comments.column_comments.get(column.name)))
     notes = _notes(table)
@@ -95,7 +124,8 @@ def _field_line(table: TableInfo, column: Column, comment: str | None) -> str:
                                         ("非空", not column.nullable)) if applies]
     if flags:
         line += f" [{', '.join(flags)}]"
-    samples = [_shorten(s) for s in column.samples[:SAMPLES_SHOWN]]
+    # `, ` separates the samples: inside one it becomes `,` so that each is read back whole.
+    samples = [_shorten(s).replace(", ", ",") for s in column.samples[:SAMPLES_SHOWN]]
     samples = [s for s in samples if s]
     if samples:
         line += f" [示例: {', '.join(samples)}]"
@@ -115,6 +145,28 @@ def _notes(table: TableInfo) -> list[str]:
         if column.enum_values:
             values = "、".join(_shorten(v) for v in column.enum_values)
             notes.append(f"- {sql_ident(column.name)} 为枚举字段，包含取值：{values}")
+    notes += _constraint_notes(table)
+    return notes
+
+
+def _constraint_notes(table: TableInfo) -> list[str]:
+    """Partition key, unique keys and indexes, checks, domains, generated and identity columns,
+    and defaults the DDL could not carry: what a text-to-SQL model should know of the rules."""
+    notes = []
+    if table.partition_key:
+        notes.append(f"- 分区表，分区键: {table.partition_key}")
+    notes += [f"- 唯一约束: ({_ident_list(cols)})" for cols in table.unique_keys]
+    notes += [f"- 唯一索引: {index.definition}" for index in table.unique_indexes]
+    notes += [f"- 检查约束: {check.definition}" for check in table.check_constraints]
+    for column in table.columns:
+        name = sql_ident(column.name)
+        notes += [f"- {name} 的取值约束（域类型 {column.type}）: {check}" for check in column.domain_checks]
+        if column.generated:
+            notes.append(f"- {name} 为生成列（{column.generated_kind or 'stored'}）: {column.generated}")
+        elif column.identity:
+            notes.append(f"- {name} 为自增标识列（generated {column.identity} as identity）")
+        if column.omitted_default:
+            notes.append(f"- {name} 的默认值 {column.omitted_default} 调用原库自定义函数，未写入DDL")
     return notes
 
 

@@ -7,8 +7,11 @@
 - Samples: the whole table when it is small, else a block sample (`TABLESAMPLE SYSTEM`, sized for
   about SAMPLE_ROWS rows, fixed seed so documents are stable) with a LIMIT. Values are cast to
   text and cut short on the server, so wide values never travel.
-- Enum-like: few distinct short values that repeat in the sample; unless the sample was the whole
-  table, confirmed by pg_stats when the table is analysed, else by a second block sample.
+- Enum values: the labels of an enum type; for booleans and text-like columns (strings, domains
+  over them), few distinct short non-blank values (2 to ENUM_MAX_VALUES) that each repeat in the
+  sample on average ENUM_MIN_REPEATS times; unless the sample was the whole table, confirmed by
+  pg_stats when the table is analysed, else by a second block sample. Numbers (domains over
+  numbers included) are never enums: a year or a price with few values is still a quantity.
 - Secret columns (`secret_columns.ColumnMask`: names like password/token/hash, bytea, the
   operator's DATA_PIPELINE_MASK_COLUMNS) are never read: no sample or enum value of theirs exists.
 Cost on a 10-million-row table: a capped count, an EXPLAIN (or a count over a few hundred random
@@ -37,10 +40,9 @@ SAMPLE_VALUE_CHARS = 100
 SAMPLES_KEPT = 5
 ENUM_MAX_VALUES = 20
 ENUM_MAX_VALUE_CHARS = 50
-_ENUM_CATEGORIES = {"S", "integer", "B", "E"}   # strings, integers, booleans, enum types
+ENUM_MIN_REPEATS = 3
+_ENUM_CATEGORIES = {"S", "B"}   # strings (text-like domains too), booleans; enum types have labels
 _IDENTIFIER_NAME = re.compile(r"(?i:(?:^|_)(?:id|uuid|guid))$|[a-z0-9](?:Id|ID)$")
-_MEASURE_NAME = re.compile(r"(?:^|_)(?:count|cnt|num|qty|quantity|sum|total|amount|amt|order|size|age|score"
-                           r"|price|days|times|seconds|minutes|hours|length|width|height|weight)s?$", re.IGNORECASE)
 _BLOCK_SAMPLED_KINDS = {"table", "partitioned table", "materialized view"}
 _SEEDS = (7, 11)
 _SKIPPABLE = (psycopg.errors.InsufficientPrivilege, psycopg.errors.QueryCanceled,
@@ -81,7 +83,7 @@ def _measure(conn: psycopg.Connection, table: TableInfo, mask: ColumnMask) -> No
     if candidates and not whole_table:
         candidates = _confirm(conn, table, relation, candidates, values)
     for column in candidates:
-        column.enum_values = natural_sorted(set(values[column.name]))
+        column.enum_values = natural_sorted({v for v in values[column.name] if v.strip()})
 
 
 def _first_distinct(raw) -> list[str]:
@@ -165,18 +167,17 @@ def _sample(conn, table: TableInfo, relation, columns: list[Column], seed: int) 
 
 
 def _may_be_enum(table: TableInfo, column: Column) -> bool:
-    """Strings, integers, booleans: not keys, identifiers or integer measures."""
+    """Text-like and boolean columns that are not keys or identifiers."""
     if column.enum_labels is not None or column.type_category not in _ENUM_CATEGORIES:
         return False
-    if (column.name in table.primary_key or (column.name,) in table.unique_keys
-            or table.foreign_key_of(column.name) or _IDENTIFIER_NAME.search(column.name)):
-        return False
-    return not (column.type_category == "integer" and _MEASURE_NAME.search(column.name))
+    return not (column.name in table.primary_key or (column.name,) in table.unique_keys
+                or table.foreign_key_of(column.name) or _IDENTIFIER_NAME.search(column.name))
 
 
 def _few_repeated_values(values: list[str]) -> bool:
-    distinct = set(values)
-    return (0 < len(distinct) <= ENUM_MAX_VALUES and len(values) >= 2 * len(distinct)
+    """Few distinct values, each seen several times: blanks say nothing about the set of values."""
+    distinct = {v for v in values if v.strip()}
+    return (2 <= len(distinct) <= ENUM_MAX_VALUES and len(values) >= ENUM_MIN_REPEATS * len(distinct)
             and all(len(v) <= ENUM_MAX_VALUE_CHARS for v in distinct))
 
 
@@ -210,7 +211,7 @@ def _stats_distinct(column: Column, rows: int) -> float | None:
 
 def _set_enum_types(table: TableInfo) -> None:
     for column in table.columns:
-        if column.enum_labels is not None:
+        if column.enum_labels:
             column.enum_values = list(column.enum_labels)
 
 

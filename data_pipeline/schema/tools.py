@@ -19,6 +19,8 @@ from data_pipeline.schema.comments import document_comments
 from data_pipeline.schema.model import TableComments, TableInfo
 from data_pipeline.schema.render import render_ddl, render_md
 from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
+from data_pipeline.schema.types_file import render_types_file
+from data_pipeline.schema.user_types import load_types
 from data_pipeline.schema.names import is_system_schema, parse_table_name, quote_if_needed
 
 logger = logging.getLogger("DatabaseTools")
@@ -69,11 +71,15 @@ def table_document(db_url: str, table: str, output_type: str = "both", business_
         if info is None:
             raise NotFoundError(f"表不存在: {name.qualified_schema}.{quote_if_needed(name.name)}",
                                 error_code="TABLE_NOT_FOUND", invalid_params=["table"], message="表不存在")
+        types = load_types(conn, [info])
         sampling.measure(conn, info, mask)
     comments, llm_error = document_comments(info, business_context, llm, logger)
     data: dict = {}
     if output_type in ("ddl", "both"):
         data["ddl"] = render_ddl(info, comments)
+        if not types.empty:
+            # What must run before the DDL on an empty database (the task's schema_types.sql part).
+            data["types_ddl"] = render_types_file(types)
     if output_type in ("md", "both"):
         data["md"] = render_md(info, comments)
     data["table_info"] = table_info(info, comments)

@@ -1,4 +1,5 @@
-"""Step 1, ddl_generation: `<stem>.ddl` and `<stem>_detail.md` for every listed table.
+"""Step 1, ddl_generation: `<stem>.ddl` and `<stem>_detail.md` for every listed table, and the
+types file `schema_types.sql` when the tables need types, extensions or sequences of their own.
 
 The catalogs are read once for all tables; then the tables are documented concurrently (up to
 LLM_CONCURRENCY with an LLM, a small pool offline) on at most DB_CONNECTIONS pooled connections. A bad
@@ -23,6 +24,8 @@ from data_pipeline.schema import introspection, sampling
 from data_pipeline.schema.comments import document_comments
 from data_pipeline.schema.model import TableInfo
 from data_pipeline.schema.render import render_ddl, render_filename_mapping, render_md
+from data_pipeline.schema.types_file import TYPES_FILE, render_types_file
+from data_pipeline.schema.user_types import SchemaTypes, load_types
 from data_pipeline.steps.context import StepContext
 from data_pipeline.schema.names import TableName, parse_table_name
 from data_pipeline.tasks.directory import write_text_atomic
@@ -69,8 +72,10 @@ def run(ctx: StepContext) -> dict:
     workers = ctx.settings.llm_concurrency if llm else OFFLINE_WORKERS
     logger.info("开始生成DDL/MD: %d 个表, %s, 并发 %d", total,
                 "使用LLM生成注释" if llm else "离线模式（数据库注释+命名词典）", workers)
-    catalog = _load_catalog(ctx, list(names.values()))
+    catalog, types = _load_catalog(ctx, list(names.values()))
     found = {key: catalog[key] for key in names if key in catalog}   # in the list's order
+    if found and not types.empty:
+        write_text_atomic(ctx.task_dir / TYPES_FILE, render_types_file(types))
     for key, name in names.items():
         if key not in found:
             errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
@@ -96,7 +101,10 @@ def run(ctx: StepContext) -> dict:
         "total_tables": total,
         "processed_successfully": len(documented),
         "failed": failed,
-        "files_generated": 2 * len(documented) + (1 if mapping else 0),
+        "files_generated": 2 * len(documented) + (1 if mapping else 0) + (1 if found and not types.empty else 0),
+        "types_file": TYPES_FILE if found and not types.empty else None,
+        "user_types": len(types.types),
+        "extensions": [name for name, _ in types.extensions],
         "duration": round(time.monotonic() - started, 3),
         "errors": errors,
         "llm_comment_tables": sum(1 for d in documented.values() if d.llm_comments),
@@ -126,13 +134,16 @@ def _parse_names(entries) -> tuple[dict[tuple[str, str], TableName], list[dict]]
     return names, errors
 
 
-def _load_catalog(ctx: StepContext, names: list[TableName]) -> dict[tuple[str, str], TableInfo]:
-    """The catalogs of the listed tables, on a connection of its own: when the database cannot be
-    reached, its error says why (refused, bad password, no such database)."""
+def _load_catalog(ctx: StepContext,
+                  names: list[TableName]) -> tuple[dict[tuple[str, str], TableInfo], SchemaTypes]:
+    """The tables' catalog facts and the types they need (which also tells sampling the enums), on
+    a connection of its own: when the database cannot be reached, its error says why (refused, bad
+    password, no such database)."""
     try:
         with connection(ctx.db_url) as conn:
             introspection.prepare_session(conn, ctx.settings.sql_statement_timeout_ms)
-            return introspection.load_tables(conn, names)
+            tables = introspection.load_tables(conn, names)
+            return tables, load_types(conn, list(tables.values()))
     except DatabaseError as exc:
         raise StepFailed(exc.details, error_code=exc.error_code) from None
     except psycopg.Error as exc:

@@ -29,7 +29,8 @@ BACKUP_DIR_PREFIX = "file_bak_"
 
 # Top-level files each step writes (fnmatch patterns); moved to file_bak_<ts>/ when it re-runs.
 STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "ddl_generation": ("*.ddl", "*_detail.md", "filename_mapping.txt", "ddl_generation_result.json"),
+    "ddl_generation": ("*.ddl", "*_detail.md", "schema_types.sql", "filename_mapping.txt",
+                       "ddl_generation_result.json"),
     "qa_generation": ("qs_*_pair.json", "qs_*_pair.json.backup*", "metadata.txt", "metadata_detail.md",
                       "db_query_decision_prompt.txt", "qa_generation_result.json"),
     "sql_validation": ("sql_validation_*", "file_modifications_*.log"),

@@ -1,7 +1,7 @@
 """What `training_load` puts into the vector store, read from a task directory.
 
-One document per `*.ddl` file (collection `ddl`), per `*_detail.md` file (`documentation`) and
-per question/SQL pair of the newest top-level `*_pair.json` (`sql`). Documents are in the exact
+One document per `*.ddl` file and for the types file `schema_types.sql` (collection `ddl`), per
+`*_detail.md` file (`documentation`) and per question/SQL pair of the newest top-level `*_pair.json` (`sql`). Documents are in the exact
 form a stock Vanna `PG_VectorStore` writes and reads:
 
 - `sql`: `json.dumps({"question": q, "sql": s}, ensure_ascii=False)` (Vanna reads it back with
@@ -24,6 +24,7 @@ from pathlib import Path
 from data_pipeline.errors import StepFailed
 from data_pipeline.qa.documents import split_identifier_path
 from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
+from data_pipeline.schema.types_file import TYPES_FILE
 from data_pipeline.tasks.directory import pair_files
 
 COLLECTIONS = ("sql", "ddl", "documentation")
@@ -80,6 +81,9 @@ def collect(task_dir: Path, task_id: str, embedding_model: str, mask: ColumnMask
     documents: list[TrainingDocument] = []
 
     ddl_files = sorted(path for path in task_dir.glob("*.ddl") if path.is_file())
+    if (task_dir / TYPES_FILE).is_file():
+        # The enums' labels and the domains' checks are schema knowledge a text-to-SQL model uses.
+        ddl_files.insert(0, task_dir / TYPES_FILE)
     for path in ddl_files:
         text = _read_text(path)
         if text.strip():
