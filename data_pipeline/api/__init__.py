@@ -14,7 +14,6 @@ from data_pipeline.api.envelope import register_error_handlers
 from data_pipeline.db.databases import default_business_url, store_url
 from data_pipeline.errors import AuthenticationError
 from data_pipeline.store import TaskStore
-from data_pipeline.tasks.service import TaskService
 
 # One module per resource, each exposing `bp`.
 BLUEPRINT_MODULES = ("health", "tasks", "database", "files", "logs", "vectors", "console")
@@ -39,13 +38,12 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
     app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length, JSON_SORT_KEYS=False)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    tasks = TaskService(settings, store)
-    app.extensions["data_pipeline"] = Services(settings=settings, store=store, tasks=tasks)
+    app.extensions["data_pipeline"] = context = Services.build(settings, store)
     for name in BLUEPRINT_MODULES:
         app.register_blueprint(importlib.import_module(f"data_pipeline.api.{name}").bp)
     register_error_handlers(app)
     _install_auth_and_access_log(app, settings)
-    settled = tasks.settle_orphans()
+    settled = context.tasks.settle_orphans()
     if settled:
         access_log.warning("settled %d task(s) whose executor was gone", settled)
     return app

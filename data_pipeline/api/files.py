@@ -1,31 +1,17 @@
 """Task file endpoints (guide §4.1–4.5) and the generic upload of DESIGN.md."""
 from __future__ import annotations
 
-from typing import List, Optional
-
 from flask import Blueprint, request, send_file
-from pydantic import Field
 
 from data_pipeline.api.context import services
-from data_pipeline.api.endpoints import RequestBody, endpoint
+from data_pipeline.api.endpoints import endpoint
 from data_pipeline.api.envelope import success
+from data_pipeline.api.schemas import CreateTableListRequest
 from data_pipeline.errors import ValidationError
 from data_pipeline.files.paths import invalid_path
-from data_pipeline.files.service import TaskFiles
 from data_pipeline.files.uploads import UPLOAD_EXTENSIONS
-from data_pipeline.tasks.table_list import MAX_TABLES
 
 bp = Blueprint("files", __name__, url_prefix="/api/v0/data_pipeline")
-
-
-class CreateTableListRequest(RequestBody):
-    table_names: List[str] = Field(..., min_length=1, max_length=MAX_TABLES * 10,
-                                   description=f"表名列表（schema.table 或 table，去重后最多 {MAX_TABLES} 个）")
-    business_context: Optional[str] = Field(None, max_length=20000, description="业务上下文描述（更新任务）")
-
-
-def _task_files() -> TaskFiles:
-    return TaskFiles(services().tasks)
 
 
 def _uploaded_file():
@@ -37,14 +23,14 @@ def _uploaded_file():
 
 @endpoint(bp, "/tasks/<task_id>/files", methods=["GET"], summary="获取任务文件列表", tag="files")
 def list_files(task_id: str):
-    return success(_task_files().list_files(task_id), "获取文件列表成功")
+    return success(services().files.list_files(task_id), "获取文件列表成功")
 
 
 @endpoint(bp, "/tasks/<task_id>/files/<path:file_name>", methods=["GET"], summary="下载任务文件",
           tag="files", binary_response=True,
           description="file_name 为相对任务目录的路径（如 vector_bak/x.csv）；指向任务目录之外的路径返回 400 INVALID_FILE_PATH")
 def download_file(task_id: str, file_name: str):
-    path, content_type = _task_files().download(task_id, file_name)
+    path, content_type = services().files.download(task_id, file_name)
     response = send_file(path, as_attachment=True, download_name=path.name, max_age=0)
     response.headers["Content-Type"] = content_type
     return response
@@ -62,23 +48,23 @@ bp.add_url_rule("/tasks/<task_id>/files//<path:file_name>", view_func=refuse_abs
           tag="files", multipart={"file": f"文件（{' '.join(UPLOAD_EXTENSIONS)}，不超过 10 MB）"})
 def upload_file(task_id: str):
     upload = _uploaded_file()
-    return success(_task_files().upload_file(task_id, upload.filename, upload.stream), "文件上传成功")
+    return success(services().files.upload_file(task_id, upload.filename, upload.stream), "文件上传成功")
 
 
 @endpoint(bp, "/tasks/<task_id>/upload-table-list", methods=["POST"], summary="上传表清单文件", tag="files",
           multipart={"file": "表清单文件（.txt，UTF-8 或 GBK，不超过 2 MB）"})
 def upload_table_list(task_id: str):
     upload = _uploaded_file()
-    return success(_task_files().upload_table_list(task_id, upload.filename, upload.stream), "表清单文件上传成功")
+    return success(services().files.upload_table_list(task_id, upload.filename, upload.stream), "表清单文件上传成功")
 
 
 @endpoint(bp, "/tasks/<task_id>/table-list-info", methods=["GET"], summary="获取表清单信息", tag="files")
 def table_list_info(task_id: str):
-    return success(_task_files().table_list_info(task_id), "获取表清单信息成功")
+    return success(services().files.table_list_info(task_id), "获取表清单信息成功")
 
 
 @endpoint(bp, "/tasks/<task_id>/table-list", methods=["POST"], body=CreateTableListRequest, summary="直接创建表清单",
           tag="files")
 def create_table_list(task_id: str, body: CreateTableListRequest):
-    result = _task_files().create_table_list(task_id, body.table_names, body.business_context)
+    result = services().files.create_table_list(task_id, body.table_names, body.business_context)
     return success(result, "表清单创建成功")

@@ -1,12 +1,18 @@
-"""Request schemas of the task endpoints (guide §3); they also describe the API in OpenAPI."""
+"""The request schemas of every endpoint, in one place; they also describe the API in OpenAPI.
+
+Tasks (guide §3), task files (§4), task logs (§5), database tools (§6), vector backups (ours).
+"""
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, List, Literal, Optional
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from data_pipeline.api.endpoints import QueryParameters, RequestBody
+from data_pipeline.logs.query import DEFAULT_PAGE_SIZE, MAX_DEPTH, MAX_PAGE_SIZE, SORT_FIELDS
+from data_pipeline.logs.tail import DEFAULT_LIMIT, MAX_LIMIT
 from data_pipeline.tasks.statuses import STEP_NAMES, TaskStatus
+from data_pipeline.tasks.table_list import MAX_TABLES
 from data_pipeline.store import SORTABLE_COLUMNS
 from data_pipeline.timeutil import parse_time
 
@@ -15,6 +21,9 @@ from data_pipeline.timeutil import parse_time
 TaskStatusName = Literal[tuple(map(str, TaskStatus))]  # type: ignore[valid-type]
 TimeText = Annotated[str, Field(max_length=40, examples=["2025-06-01T00:00:00"]), AfterValidator(parse_time)]
 SortColumn = Literal[SORTABLE_COLUMNS]  # type: ignore[valid-type]
+
+
+# ---- tasks -------------------------------------------------------------------------------
 
 
 class CreateTaskRequest(RequestBody):
@@ -61,3 +70,89 @@ class QueryTasksRequest(RequestBody):
     sort_by: SortColumn = Field("created_at", description="排序字段")
     sort_order: Literal["asc", "desc"] = Field("desc", description="排序顺序")
 
+
+# ---- task files --------------------------------------------------------------------------
+
+class CreateTableListRequest(RequestBody):
+    table_names: List[str] = Field(..., min_length=1, max_length=MAX_TABLES * 10,
+                                   description=f"表名列表（schema.table 或 table，去重后最多 {MAX_TABLES} 个）")
+    business_context: Optional[str] = Field(None, max_length=20000, description="业务上下文描述（更新任务）")
+
+
+# ---- task logs ---------------------------------------------------------------------------
+
+def _blank_as_none(value):
+    """Frontends send "" for an unset filter."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _upper(value):
+    value = _blank_as_none(value)
+    return value.upper() if isinstance(value, str) else value
+
+
+LevelName = Annotated[Optional[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]], BeforeValidator(_upper)]
+Filter = Annotated[Optional[str], BeforeValidator(_blank_as_none)]
+
+
+class RecentLogsQuery(QueryParameters):
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="返回最后多少条日志")
+    level: LevelName = Field(None, description="日志级别（精确匹配）")
+
+
+class LogQueryRequest(RequestBody):
+    page: int = Field(1, ge=1, le=MAX_DEPTH, description=f"页码（page × page_size 不超过 {MAX_DEPTH}）")
+    page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="每页大小")
+    level: LevelName = Field(None, description="日志级别（精确匹配）")
+    start_time: Annotated[Optional[TimeText], BeforeValidator(_blank_as_none)] = Field(
+        None, description="开始时间（ISO 8601 或 YYYY-MM-DD HH:MM:SS）")
+    end_time: Annotated[Optional[TimeText], BeforeValidator(_blank_as_none)] = Field(None, description="结束时间")
+    keyword: Filter = Field(None, max_length=200, description="关键词（消息中搜索，不区分大小写）")
+    logger_name: Filter = Field(None, max_length=200, description="记录器名称（精确匹配，可带或不带步骤前缀）")
+    step_name: Annotated[Optional[Literal[STEP_NAMES]], BeforeValidator(_blank_as_none)] = Field(  # type: ignore[valid-type]
+        None, description="步骤名称")
+    sort_by: Literal[SORT_FIELDS] = Field("timestamp", description="排序字段")  # type: ignore[valid-type]
+    sort_order: Literal["asc", "desc"] = Field("desc", description="排序顺序")
+
+
+# ---- database tools ----------------------------------------------------------------------
+
+class ListTablesRequest(RequestBody):
+    db_connection: Optional[str] = Field(None, max_length=2048,
+                                         description="数据库连接字符串 postgresql://...，不传则使用默认配置")
+    schema_names: Optional[str] = Field(None, alias="schema", max_length=2000,
+                                        description="Schema名称，支持多个用逗号分隔；不传则列出所有非系统schema")
+    table_name_pattern: Optional[str] = Field(None, max_length=200,
+                                              description="表名模式匹配（不区分大小写），支持通配符 * 和 ?")
+    include_views: bool = Field(False, description="是否包含视图与物化视图")
+
+
+class TableDocumentRequest(RequestBody):
+    table: str = Field(..., min_length=1, max_length=300, description="表名（可包含schema），如 public.bss_company")
+    db_connection: Optional[str] = Field(None, max_length=2048, description="数据库连接字符串")
+    business_context: Optional[str] = Field(None, max_length=20000, description="业务上下文描述")
+    type: Literal["ddl", "md", "both"] = Field("both", description="输出类型：ddl/md/both")
+
+
+# ---- vector backups ----------------------------------------------------------------------
+
+VectorTableName = Literal["langchain_pg_collection", "langchain_pg_embedding"]
+
+
+class ListBackupsQuery(QueryParameters):
+    task_id: Optional[str] = Field(None, max_length=40, description="只列出该任务目录中的备份")
+    global_only: bool = Field(False, description="只列出全局备份目录 vector_bak/ 中的备份")
+
+
+class RestoreRequest(RequestBody):
+    backup_path: str = Field(..., min_length=1, max_length=1024,
+                             description="备份目录，相对训练数据目录（取自 restore/list 的 relative_path）",
+                             examples=["task_20250721_213627/vector_bak"])
+    timestamp: str = Field(..., pattern=r"^\d{8}_\d{6}$", description="备份时间戳 YYYYMMDD_HHMMSS",
+                           examples=["20250721_215758"])
+    tables: Optional[list[VectorTableName]] = Field(None, min_length=1, description="要恢复的表，缺省为两张表")
+    truncate_before_restore: bool = Field(False, description="恢复前清空 langchain_pg_embedding（同一事务）")
+
+
+class BackupRequest(RequestBody):
+    """No parameters: the backup goes into `<training data dir>/vector_bak/`."""
