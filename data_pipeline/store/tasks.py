@@ -10,7 +10,6 @@ import datetime as dt
 import functools
 import json
 import re
-import time
 from typing import Callable, TypeVar
 
 from sqlalchemy import and_, create_engine, func, or_, select, text, update
@@ -19,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from data_pipeline.db.databases import sqlalchemy_url
 from data_pipeline.db.connection import describe_connection_error
 from data_pipeline.errors import DatabaseError
+from data_pipeline.retries import retrying
 from data_pipeline.tasks.statuses import (STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus, TaskStatus,
                                           statuses_before)
 from data_pipeline.store.migrations import migrate
@@ -37,17 +37,16 @@ class StoreUnavailable(DatabaseError):
     """The store server cannot be reached (down, restarting): worth waiting for, unlike a bad query."""
 
 
+def _connection_was_lost(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def _retry_on_lost_connection(method: Callable[..., T]) -> Callable[..., T]:
-    """Retry once when the pool handed out a connection the server had closed (store restart)."""
+    """Retry once, at once, when the pool handed out a connection the server had closed (store restart)."""
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
-            return method(self, *args, **kwargs)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise self.store_error(exc) from None
-        try:
-            return method(self, *args, **kwargs)
+            return retrying(retry_on=_connection_was_lost, attempts=2, first_delay=0.0)(method, self, *args, **kwargs)
         except DBAPIError as exc:
             raise self.store_error(exc) from None
     return wrapper
@@ -62,16 +61,9 @@ def _outlives_outages(method: Callable[..., T]) -> Callable[..., T]:
     """
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        deadline = time.monotonic() + self.outage_seconds
-        delay = 0.25
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except StoreUnavailable:
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        policy = retrying(retry_on=lambda exc: isinstance(exc, StoreUnavailable), within_seconds=self.outage_seconds,
+                          first_delay=0.25, max_delay=5.0)
+        return policy(method, self, *args, **kwargs)
     return wrapper
 
 

@@ -10,7 +10,8 @@ a single value stops at its 1 GB limit. Every pooled session also gets `work_mem
 role may set it (superusers), `temp_file_limit`, for what runs on these sessions, and a search
 path without system schemas (a database or role whose path lists information_schema must not
 make `tables` mean information_schema.tables). Connections come from a pool; at most `concurrency` checks run at
-once. A connection that breaks is retried on a fresh one; when the database itself is gone the
+once. A check whose connection breaks is retried on a fresh one (the project's retry policy,
+data_pipeline.retries) while the database still answers; when the database itself is gone the
 whole run stops with DatabaseError (DATABASE_CONNECTION_ERROR) instead of failing every SQL.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connect, mask_url, scrub
 from data_pipeline.errors import DatabaseError
+from data_pipeline.retries import retrying
 from data_pipeline.validation.outcome import ErrorClass, ValidationOutcome, classify_sqlstate
 from data_pipeline.validation.statement_check import SYSTEM_SCHEMAS, check_statement
 
@@ -127,28 +129,34 @@ class SQLValidator:
             return ValidationOutcome.failed(checked.error_class, checked.error, seconds=time.perf_counter() - started)
         if self._pool is None:
             raise RuntimeError("SQLValidator is not open")
-        attempt = 0
-        while True:
-            try:
-                self._explain(sql)
-                return ValidationOutcome.ok(time.perf_counter() - started, retries=attempt)
-            except psycopg.errors.QueryCanceled:
-                return ValidationOutcome.failed(
-                    ErrorClass.TIMEOUT, f"EXPLAIN超时（超过{self.statement_timeout_ms}毫秒），查询规划耗时过长",
-                    sqlstate="57014", seconds=time.perf_counter() - started, retries=attempt)
-            except (psycopg.Error, PoolTimeout) as exc:
-                if not _is_connection_problem(exc):
-                    return ValidationOutcome.failed(
-                        classify_sqlstate(exc.sqlstate), _database_message(exc, self.db_url), sqlstate=exc.sqlstate,
-                        seconds=time.perf_counter() - started, retries=attempt)
-                attempt += 1
-                self._count_retry()
-                reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                               self.db_url)
-                if attempt > self.max_retries or not self._database_reachable():
-                    raise DatabaseUnavailable(reason) from None
-                self.logger.warning("数据库连接中断，重试SQL验证 (%d/%d): %s", attempt, self.max_retries, reason)
-                time.sleep(0.1 * 2 ** (attempt - 1))
+        retries = 0
+
+        def on_retry(retry: int, exc: BaseException, delay: float) -> None:
+            nonlocal retries
+            retries = retry
+            self._count_retry()
+            self.logger.warning("数据库连接中断，重试SQL验证 (%d/%d): %s", retry, self.max_retries,
+                                self._reason(exc))
+
+        policy = retrying(retry_on=lambda exc: _is_connection_problem(exc) and self._database_reachable(),
+                          attempts=self.max_retries + 1, first_delay=0.1, on_retry=on_retry)
+        try:
+            policy(self._explain, sql)
+        except psycopg.errors.QueryCanceled:
+            return ValidationOutcome.failed(
+                ErrorClass.TIMEOUT, f"EXPLAIN超时（超过{self.statement_timeout_ms}毫秒），查询规划耗时过长",
+                sqlstate="57014", seconds=time.perf_counter() - started, retries=retries)
+        except (psycopg.Error, PoolTimeout) as exc:
+            if _is_connection_problem(exc):
+                raise DatabaseUnavailable(self._reason(exc)) from None
+            return ValidationOutcome.failed(
+                classify_sqlstate(exc.sqlstate), _database_message(exc, self.db_url), sqlstate=exc.sqlstate,
+                seconds=time.perf_counter() - started, retries=retries)
+        return ValidationOutcome.ok(time.perf_counter() - started, retries=retries)
+
+    def _reason(self, exc: BaseException) -> str:
+        text = str(exc).strip()
+        return scrub(text.splitlines()[0] if text else type(exc).__name__, self.db_url)
 
     def _explain(self, sql: str) -> None:
         assert self._pool is not None

