@@ -48,13 +48,13 @@ def check_ddl(text: str) -> dict:
         if re.fullmatch(r"  -- check \(.+\) \(调用原库自定义函数，未写入\)", line):
             continue
         assert not foreign_keys, f"element after the foreign key comments: {line}"
-        check = re.fullmatch(r"  (check \(.+\)(?: no inherit)?)(,?)", line)
+        check = re.fullmatch(r"  (check \(.+\)(?: NO INHERIT)?)(,?)", line)
         if check:
             assert primary_key is None, "primary key must be the last element"
             checks.append(check.group(1))
             elements.append(bool(check.group(2)))
             continue
-        key = re.fullmatch(rf"  (primary key|unique) \(({_LIST})\)(,?)", line)
+        key = re.fullmatch(rf"  (primary key|unique(?: nulls not distinct)?) \(({_LIST})\)(?: DEFERRABLE[A-Z ]*)?(,?)", line)
         if key:
             elements.append(bool(key.group(3)))
             if key.group(1) == "primary key":

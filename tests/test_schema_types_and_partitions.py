@@ -69,7 +69,11 @@ create table shop.customer (
 create unique index idx_unq_manager_store_id on shop.customer (store_id) where active;
 create table shop.voucher (
   code text primary key,
-  ticket integer not null default nextval('public.ticket_seq')
+  ticket integer not null default nextval('public.ticket_seq'),
+  serial_no text,
+  unique nulls not distinct (serial_no),
+  unique (ticket) deferrable initially deferred,
+  check (ticket > 0) no inherit
 );
 create table public.payment (
   payment_id integer not null,
@@ -204,6 +208,10 @@ def test_ddl_writes_constraints_partitions_and_generated_columns(workflow):
     assert "  ref_code integer, -- " in customer          # the database's own function is not called
     assert "CREATE UNIQUE INDEX idx_unq_manager_store_id ON shop.customer USING btree (store_id) WHERE active;" \
         in customer
+    voucher = read(workflow, "shop__voucher.ddl")
+    assert "  unique nulls not distinct (serial_no)," in voucher
+    assert "  unique (ticket) DEFERRABLE INITIALLY DEFERRED," in voucher and "  check ((ticket > 0)) NO INHERIT," in voucher
+    check_ddl(voucher)
     payment = check_ddl(read(workflow, "payment.ddl"))
     assert payment["partition_by"] == "range (payment_date)"
     assert payment["foreign_keys"] == [(["customer_id"], "shop.customer", ["id"])]   # declared on partitions

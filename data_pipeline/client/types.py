@@ -201,6 +201,7 @@ class DatabaseTables(TypedDict, total=False):
 
 class TableDocument(TypedDict, total=False):
     ddl: str
+    types_ddl: str          # what must run before `ddl` on an empty database, when the table needs it
     md: str
     table_info: dict[str, Any]
     fields: list[dict[str, Any]]

@@ -103,7 +103,7 @@ select case when con.conrelid = any(%(oids)s) then con.conrelid else pg_partitio
        rn.nspname, rc.relname,
        array(select a.attname from unnest(con.confkey) with ordinality k(attnum, ord)
              join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum order by k.ord),
-       case when con.contype = 'c' then pg_get_constraintdef(con.oid) end,
+       case when con.contype in ('c', 'u') then pg_get_constraintdef(con.oid) end,
        case when con.contype = 'c' then {needs_sql('pg_constraint', 'con.oid')} end
 from pg_constraint con
 join pg_class cr on cr.oid = con.conrelid
@@ -198,6 +198,7 @@ def load_tables(conn: psycopg.Connection, names: list[TableName]) -> dict[tuple[
             table.primary_key = tuple(columns)
         elif contype == "u":
             table.unique_keys.append(tuple(columns))
+            table.unique_definitions[tuple(columns)] = definition
         elif contype == "c":
             table.check_constraints.append(CheckConstraint(name, definition, _portable(table, needs)))
         else:

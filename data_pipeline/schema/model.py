@@ -71,6 +71,8 @@ class TableInfo:
     primary_key: tuple[str, ...] = ()
     unique_keys: list[tuple[str, ...]] = field(default_factory=list)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
+    # pg_get_constraintdef of each unique key: `UNIQUE NULLS NOT DISTINCT (a)`, `... DEFERRABLE`.
+    unique_definitions: dict[tuple[str, ...], str] = field(default_factory=dict)
     check_constraints: list[CheckConstraint] = field(default_factory=list)
     unique_indexes: list[UniqueIndex] = field(default_factory=list)
     partition_key: str | None = None      # pg_get_partkeydef of a partitioned table: `RANGE (paid_on)`

@@ -30,7 +30,7 @@ def render_ddl(table: TableInfo, comments: TableComments) -> str:
     name = qualified(table.schema, table.name)
     elements: list[tuple[str, str | None]] = [
         (_column_definition(c), comments.column_comments.get(c.name)) for c in table.columns]
-    elements += [(f"unique ({_ident_list(cols)})", None) for cols in table.unique_keys]
+    elements += [(_unique_constraint(table, cols), None) for cols in table.unique_keys]
     elements += [(_keyword_lowered(check_constraint_sql(c.definition)), None)
                  for c in table.check_constraints if c.portable]
     if table.primary_key:
@@ -60,6 +60,15 @@ def render_ddl(table: TableInfo, comments: TableComments) -> str:
         if comment:
             lines.append(f"comment on column {name}.{sql_ident(column.name)} is {sql_string(comment)};")
     return "\n".join(lines) + "\n"
+
+
+def _unique_constraint(table: TableInfo, columns: tuple[str, ...]) -> str:
+    """`unique (a, b)`, with what the database adds (NULLS NOT DISTINCT, DEFERRABLE) kept."""
+    plain = f"unique ({_ident_list(columns)})"
+    definition = table.unique_definitions.get(columns)
+    if definition is None or _keyword_lowered(definition) == plain:
+        return plain
+    return _keyword_lowered(definition)
 
 
 def check_constraint_sql(definition: str) -> str:
