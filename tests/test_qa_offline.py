@@ -17,6 +17,7 @@ from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
 from data_pipeline.steps.context import StepContext
 from data_pipeline.schema.names import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
+from tests.support.pair_quality import check_pair_quality
 from tests.test_qa_writers import run_sql_file
 
 PAIR_FILE = re.compile(r"^qs_highway_db_\d{8}_\d{6}_pair\.json$")
@@ -88,6 +89,19 @@ def test_at_least_ten_pairs_per_table_with_three_or_more_columns(demo_task):
     for shape in ("GROUP BY car_type", "JOIN bss_service_area p ON", "JOIN bss_company g ON", "LIMIT 10",
                   "date_trunc('month', oper_date)", "SUM(pay_sum)", "car_type = '", "service_area_type = '"):
         assert shape in kinds, shape
+
+
+def test_pairs_are_exact_varied_and_the_report_recounts(demo_task):
+    """Issue 16 on the demo database: no duplicate, few bookkeeping pairs, exact literals, a
+    by-time question per fact table, the report equal to a recount; and a spread of complexity."""
+    task_dir, _, result, _ = demo_task
+    report = check_pair_quality(task_dir)
+    assert report["pairs_total"] == result["total_questions"]
+    levels = report["complexity"]
+    assert sum(1 for count in levels.values() if count) >= 3, levels
+    assert (levels["complex"] + levels["highly_complex"]) / report["pairs_total"] >= 0.15, levels
+    assert report["retrieval"] is None and report["llm_fallbacks"] == 0
+    assert "| bss_car_day_count |" in (task_dir / "quality_report.md").read_text(encoding="utf-8")
 
 
 def test_then_sql_validation_finds_nothing_to_fix(demo_task, demo_db_url):

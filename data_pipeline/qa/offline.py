@@ -3,7 +3,9 @@ documents alone, for when no LLM is configured.
 
 A theme is one anchor table with the tables its foreign keys lead to; its pairs come from the
 templates. Every candidate is EXPLAINed on the task's database and only those that pass are
-kept, so a table gets its `per_table` pairs from the candidates that work.
+kept, so a table gets its `per_table` pairs from the candidates that work. Across the task no two
+pairs share a question text (after normalising spaces and punctuation) and at most
+`MAX_PER_TEMPLATE` share a SQL template (the SQL with its literals replaced).
 """
 from __future__ import annotations
 
@@ -13,14 +15,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 from data_pipeline.qa.column_roles import subject, table_roles
-from data_pipeline.qa.dedupe import remove_duplicates
+from data_pipeline.qa.dedupe import normalize, remove_duplicates
 from data_pipeline.qa.documents import TableDoc
 from data_pipeline.qa.model import BusinessScope, QAPair, ScopeItem, Theme
+from data_pipeline.qa.sql_shape import sql_template
 from data_pipeline.qa.templates import table_candidates
 from data_pipeline.validation.explain_validator import SQLValidator
 
 MAX_LIST_ITEMS = 6
 MAX_SCOPE_ITEMS = 10
+MAX_PER_TEMPLATE = 2
 
 
 @dataclass
@@ -37,10 +41,12 @@ def display_name(doc: TableDoc) -> str:
 
 def generate_offline(docs: list[TableDoc], validator: SQLValidator, *, per_table: int,
                      logger: logging.Logger | None = None,
-                     progress: Callable[[int, int, str], None] | None = None) -> OfflineResult:
+                     progress: Callable[[int, int, str], None] | None = None,
+                     bookkeeping: tuple[str, ...] = ()) -> OfflineResult:
+    """`bookkeeping`: more bookkeeping column names or patterns (settings.bookkeeping_columns)."""
     logger = logger or logging.getLogger("QAGenerator")
     by_key = {doc.key: doc for doc in docs}
-    candidates = {doc.key: table_candidates(doc, by_key) for doc in docs}
+    candidates = {doc.key: table_candidates(doc, by_key, bookkeeping) for doc in docs}
     flat = [(doc.key, c) for doc in docs for c in candidates[doc.key]]
     checked, lock = [0], threading.Lock()
 
@@ -61,12 +67,23 @@ def generate_offline(docs: list[TableDoc], validator: SQLValidator, *, per_table
             logger.debug("模板SQL未通过EXPLAIN，已丢弃: %s (%s)", candidate.sql, outcome.error)
 
     themes, pairs = [], []
+    questions: set[str] = set()
+    templates: dict[str, int] = {}
     for done, doc in enumerate(docs, start=1):
-        theme = anchor_theme(doc, by_key)
+        theme = anchor_theme(doc, by_key, bookkeeping)
         kept, _ = remove_duplicates(passed[doc.key])
-        for pair in kept[:per_table]:
+        taken = 0
+        for pair in kept:
+            if taken >= per_table:
+                break
+            text, template = normalize(pair.question), sql_template(pair.sql)
+            if text in questions or templates.get(template, 0) >= MAX_PER_TEMPLATE:
+                continue
+            questions.add(text)
+            templates[template] = templates.get(template, 0) + 1
             pair.theme = theme.topic_name
             pairs.append(pair)
+            taken += 1
         themes.append(theme)
         if progress is not None:
             progress(done, len(docs), "themes")
@@ -75,13 +92,13 @@ def generate_offline(docs: list[TableDoc], validator: SQLValidator, *, per_table
     return OfflineResult(themes, pairs, rejected)
 
 
-def anchor_theme(doc: TableDoc, by_key: dict[tuple[str, str], TableDoc]) -> Theme:
+def anchor_theme(doc: TableDoc, by_key: dict[tuple[str, str], TableDoc], bookkeeping: tuple[str, ...] = ()) -> Theme:
     parents = []
     for fk in doc.foreign_keys:
         parent = by_key.get((fk.target.qualified_schema, fk.target.name))
         if parent is not None and parent.key != doc.key and all(p.key != parent.key for p in parents):
             parents.append(parent)
-    roles = table_roles(doc)
+    roles = table_roles(doc, bookkeeping)
     metrics = ["记录数"] + [f"{m.label}合计" for m in roles.measures]
     dimensions = [c.label for c in roles.dates[:1] + roles.categories + roles.labels[:1]]
     entities = [subject(doc)] + [subject(p) for p in parents] + [c.label for c in roles.categories]

@@ -17,11 +17,12 @@ from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables,
 from data_pipeline.qa.llm_generator import LLMQAGenerator
 from data_pipeline.qa.model import BusinessScope, QAPair, Theme
 from data_pipeline.qa.offline import generate_offline, offline_scope
+from data_pipeline.qa.quality import write_quality_report
 from data_pipeline.qa.writers import pair_file_name, write_outputs
 from data_pipeline.steps.context import StepContext
 from data_pipeline.validation.explain_validator import SQLValidator
 
-MIN_OFFLINE_PAIRS_PER_TABLE = 10
+MIN_OFFLINE_PAIRS_PER_TABLE = 12
 
 
 def run(ctx: StepContext) -> dict:
@@ -58,6 +59,7 @@ def run(ctx: StepContext) -> dict:
     output_file = pair_file_name(ctx.db_name, started_at)
     write_outputs(ctx.task_dir, pair_file=output_file, pairs=pairs, themes=_successful(themes, failed_themes),
                   scope=scope, db_name=ctx.db_name, business_context=ctx.business_context, when=started_at)
+    write_quality_report(ctx.task_dir, settings)
     duration = time.perf_counter() - started
     ctx.logger.info("问答对生成完成: %d 个主题，%d 个问答对，输出 %s", len(themes) - len(failed_themes), len(pairs),
                     output_file)
@@ -98,7 +100,8 @@ def _offline(ctx: StepContext, docs: list[TableDoc]) -> tuple[list[Theme], list[
                       logger=logging.getLogger("SQLValidator")) as validator:
         result = generate_offline(docs, validator,
                                   per_table=max(MIN_OFFLINE_PAIRS_PER_TABLE, settings.qa_pairs_per_theme),
-                                  logger=logging.getLogger("QAGenerator"), progress=ctx.report_progress)
+                                  logger=logging.getLogger("QAGenerator"), progress=ctx.report_progress,
+                                  bookkeeping=settings.bookkeeping_columns)
     return result.themes, result.pairs, offline_scope(docs, ctx.business_context)
 
 
