@@ -141,6 +141,14 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
     return _validate(model, data)
 
 
+_SPECS = "endpoint_specs"  # where @endpoint keeps a blueprint's declarations
+
+
+def declared_endpoints(blueprint: Blueprint) -> list[EndpointSpec]:
+    """The endpoints `@endpoint` declared on a blueprint (none for the console's page)."""
+    return blueprint.__dict__.get(_SPECS, [])
+
+
 def endpoint(blueprint: Blueprint, rule: str, *, methods: list[str], summary: str, tag: str,
              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None, status: int = 200,
              multipart: dict[str, str] | None = None, binary_response: bool = False, raw_response: bool = False,
@@ -156,7 +164,7 @@ def endpoint(blueprint: Blueprint, rule: str, *, methods: list[str], summary: st
             return view(**kwargs)
 
         blueprint.add_url_rule(rule, endpoint=view.__name__, view_func=handle, methods=methods)
-        specs = blueprint.__dict__.setdefault("endpoint_specs", [])
+        specs = blueprint.__dict__.setdefault(_SPECS, [])
         for method in methods:
             specs.append(EndpointSpec(endpoint=view.__name__, rule=(blueprint.url_prefix or "") + rule, method=method.lower(),
                                       summary=summary, tag=tag, status=status, body=body, query=query,

@@ -6,7 +6,7 @@ import re
 from flask import Flask
 
 import data_pipeline
-from data_pipeline.api.endpoints import EndpointSpec
+from data_pipeline.api.endpoints import EndpointSpec, declared_endpoints
 from data_pipeline.api.responses import RESPONSE_SCHEMAS
 
 _PATH_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -84,7 +84,7 @@ def build_document(app: Flask) -> dict:
     components: dict = {"ErrorEnvelope": _ERROR_ENVELOPE, **RESPONSE_SCHEMAS}
     paths: dict = {}
     for blueprint in app.blueprints.values():
-        for spec in getattr(blueprint, "endpoint_specs", []):
+        for spec in declared_endpoints(blueprint):
             path = _PATH_PARAMETER.sub(lambda m: "{" + m.group(2) + "}", spec.rule)
             paths.setdefault(path, {})[spec.method] = _operation(spec, components)
     for operation in (op for item in paths.values() for op in item.values()):
