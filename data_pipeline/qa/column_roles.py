@@ -10,6 +10,7 @@ is still a date.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -138,6 +139,16 @@ class TableRoles:
     def name_column(self) -> Column | None:
         """The column that names a row for a reader: a name, else a code."""
         return (self.labels or self.codes or [None])[0]
+
+
+# A table's roles, by TableDoc.key: worked out once per run (`roles_by_table`) and passed to the
+# templates, the themes and the scope, which all read the same tables.
+RolesByTable = dict[tuple[str, str], TableRoles]
+
+
+def roles_by_table(docs: Iterable[TableDoc], extra: tuple[str, ...] = ()) -> RolesByTable:
+    """`extra`: the configured bookkeeping column patterns (settings.bookkeeping_columns)."""
+    return {doc.key: table_roles(doc, extra) for doc in docs}
 
 
 def table_roles(doc: TableDoc, extra: tuple[str, ...] = ()) -> TableRoles:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from data_pipeline.qa.column_roles import (alias, ident, is_temporal, soft_delete_condition, subject, table_ref,
-                                           table_roles, typed_value, usable_samples)
+from data_pipeline.qa.column_roles import (RolesByTable, TableRoles, alias, ident, is_temporal, soft_delete_condition,
+                                           subject, table_ref, typed_value, usable_samples)
 from data_pipeline.qa.documents import Column, ForeignKey, TableDoc
 
 PER_KIND = 3
@@ -35,14 +35,13 @@ class Candidate:
     kind: str
 
 
-def table_candidates(doc: TableDoc, docs: dict[tuple[str, str], TableDoc],
-                     extra: tuple[str, ...] = ()) -> list[Candidate]:
-    """Every candidate for `doc`, by rounds in PRIORITY order; joins only to tables in `docs`.
-    `extra`: the configured bookkeeping column patterns."""
+def table_candidates(doc: TableDoc, docs: dict[tuple[str, str], TableDoc], roles: RolesByTable) -> list[Candidate]:
+    """Every candidate for `doc`, by rounds in PRIORITY order; joins only to tables in `docs`
+    (`roles` has theirs)."""
     from data_pipeline.qa.analytic_templates import analytic_candidates
 
-    found = _SingleTable(doc, extra).candidates() + _Joins(doc, docs, extra).candidates()
-    found += analytic_candidates(doc, table_roles(doc, extra))
+    found = _SingleTable(doc, roles[doc.key]).candidates() + _Joins(doc, docs, roles).candidates()
+    found += analytic_candidates(doc, roles[doc.key])
     by_kind: dict[str, list[Candidate]] = {}
     for candidate in found:
         by_kind.setdefault(candidate.kind, []).append(candidate)
@@ -82,11 +81,11 @@ def filter_on(column: Column, value: str, qualifier: str = "") -> tuple[str, str
 
 
 class _SingleTable:
-    def __init__(self, doc: TableDoc, extra: tuple[str, ...] = ()):
+    def __init__(self, doc: TableDoc, roles: TableRoles):
         self.doc = doc
         self.table = table_ref(doc)
         self.live = soft_delete_condition(doc)
-        self.roles = table_roles(doc, extra)
+        self.roles = roles
         self.subject = subject(doc)
 
     def candidates(self) -> list[Candidate]:
@@ -236,17 +235,17 @@ class _Joins:
     """Templates along the anchor's foreign keys (to its parents and grandparents) and from the
     tables that reference it. Questions name the table whose column they group or filter by."""
 
-    def __init__(self, doc: TableDoc, docs: dict[tuple[str, str], TableDoc], extra: tuple[str, ...] = ()):
+    def __init__(self, doc: TableDoc, docs: dict[tuple[str, str], TableDoc], roles: RolesByTable):
         self.doc = doc
         self.docs = docs
-        self.extra = extra
-        self.roles = table_roles(doc, extra)
+        self.all_roles = roles
+        self.roles = roles[doc.key]
         self.subject = subject(doc)
 
     def candidates(self) -> list[Candidate]:
         found = []
         for fk, parent in self._parents(self.doc):
-            parent_roles = table_roles(parent, self.extra)
+            parent_roles = self.all_roles[parent.key]
             label = parent_roles.name_column
             if label is None:
                 continue
@@ -260,7 +259,7 @@ class _Joins:
             found += [self._count_by_parent_category(join, live, parent, c) for c in parent_roles.categories[:1]]
             found += [self._filter_by_parent(join, live, label, subject(parent), v) for v in usable_samples(label, 1)]
             for fk2, grandparent in self._parents(parent):
-                top = table_roles(grandparent, self.extra).name_column
+                top = self.all_roles[grandparent.key].name_column
                 if top is not None and grandparent.key != self.doc.key:
                     found.append(self._two_hops(fk, parent, fk2, grandparent, top))
         return [c for c in found + self._referenced_by() if c is not None]
