@@ -7,6 +7,7 @@ from flask import Flask
 
 import data_pipeline
 from data_pipeline.api.endpoints import EndpointSpec, declared_endpoints
+from data_pipeline.api.responses import RESPONSE_SCHEMAS
 
 _PATH_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
@@ -69,7 +70,8 @@ def _operation(spec: EndpointSpec, components: dict) -> dict:
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     else:
         operation["responses"][str(spec.status)] = {"description": "成功", "content": {
-            "application/json": {"schema": _envelope()}}}
+            "application/json": {"schema": _envelope(
+                {"$ref": f"#/components/schemas/{spec.response}"} if spec.response else None)}}}
     for status, text in _ERROR_STATUSES.items():
         operation["responses"][str(status)] = {"description": text, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
@@ -79,7 +81,7 @@ def _operation(spec: EndpointSpec, components: dict) -> dict:
 
 
 def build_document(app: Flask) -> dict:
-    components: dict = {"ErrorEnvelope": _ERROR_ENVELOPE}
+    components: dict = {"ErrorEnvelope": _ERROR_ENVELOPE, **RESPONSE_SCHEMAS}
     paths: dict = {}
     for blueprint in app.blueprints.values():
         for spec in declared_endpoints(blueprint):
