@@ -197,7 +197,3 @@ def _convert(variable: str, raw: str, kind: str):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 
-
-def environment_variable(field_name: str) -> str:
-    """The environment variable behind a setting (for messages and the README)."""
-    return _VARIABLES[field_name][0]

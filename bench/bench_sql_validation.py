@@ -30,6 +30,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from config import Settings  # noqa: E402
 from data_pipeline.db import demo_db  # noqa: E402
 from data_pipeline.db.connection import with_database  # noqa: E402
+from data_pipeline.qa.column_roles import roles_by_table  # noqa: E402
 from data_pipeline.qa.documents import load_table_documents  # noqa: E402
 from data_pipeline.qa.templates import table_candidates  # noqa: E402
 from data_pipeline.steps import ddl_generation, sql_validation  # noqa: E402
@@ -46,8 +47,8 @@ def bench_sqls(db_url: str, count: int, settings: Settings) -> list[str]:
                           db_name="bench", business_context="", tables=list(demo_db.DEMO_TABLES), params={})
         ddl_generation.run(ctx)
         docs, _ = load_table_documents(Path(task_dir), [parse_table_name(t) for t in demo_db.DEMO_TABLES])
-    by_key = {doc.key: doc for doc in docs}
-    templates = [c.sql.rstrip(";") for doc in docs for c in table_candidates(doc, by_key)]
+    by_key, roles = {doc.key: doc for doc in docs}, roles_by_table(docs)
+    templates = [c.sql.rstrip(";") for doc in docs for c in table_candidates(doc, by_key, roles)]
     sqls = []
     for index in range(count):
         sql = f"SELECT * FROM ({templates[index % len(templates)]}) q LIMIT {index // len(templates) + 1}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sys
 from collections import Counter
 
 import psycopg
@@ -11,6 +13,7 @@ import pytest
 
 from config import Settings
 from data_pipeline.db.demo_db import DEMO_TABLES
+from data_pipeline.qa import column_roles
 from data_pipeline.qa.documents import load_table_documents
 from data_pipeline.qa.offline import generate_offline
 from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
@@ -88,6 +91,30 @@ def test_at_least_ten_pairs_per_table_with_three_or_more_columns(demo_task):
     for shape in ("GROUP BY car_type", "JOIN bss_service_area p ON", "JOIN bss_company g ON", "LIMIT 10",
                   "date_trunc('month', oper_date)", "SUM(pay_sum)", "car_type = '", "service_area_type = '"):
         assert shape in kinds, shape
+
+
+def test_column_roles_are_worked_out_once_per_table_per_run(demo_task, demo_db_url, tmp_path, monkeypatch):
+    """One qa_generation run decides each table's column roles once and carries them to the
+    templates, the themes and the business scope."""
+    task_dir = demo_task[0]
+    for path in list(task_dir.glob("*.ddl")) + list(task_dir.glob("*_detail.md")):
+        if path.name != "metadata_detail.md":
+            shutil.copy(path, tmp_path / path.name)
+    original, calls = column_roles.table_roles, Counter()
+
+    def counting(doc):
+        calls[doc.table.full_name] += 1
+        return original(doc)
+
+    # Wherever a module holds the function, so an import by name elsewhere is counted too.
+    holders = [m for name, m in list(sys.modules.items())
+               if name.startswith("data_pipeline.") and getattr(m, "table_roles", None) is original]
+    assert column_roles in holders
+    for module in holders:
+        monkeypatch.setattr(module, "table_roles", counting)
+    result = qa_generation.run(make_context(tmp_path, demo_db_url, DEMO_TABLES))
+    assert result["generator"] == "offline" and result["total_questions"] > 0
+    assert calls == Counter({parse_table_name(t).full_name: 1 for t in DEMO_TABLES})
 
 
 def test_then_sql_validation_finds_nothing_to_fix(demo_task, demo_db_url):

@@ -9,6 +9,7 @@ from flask import Flask, g, request
 
 from config import Settings
 from data_pipeline.api.context import Services
+from data_pipeline.api.endpoints import declared_endpoints
 from data_pipeline.api.envelope import register_error_handlers, success
 from data_pipeline.api.guards import install_request_guards
 from data_pipeline.db.databases import default_business_url, store_url
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
 def _public_endpoints(app: Flask) -> set[str]:
     public = set()
     for blueprint in app.blueprints.values():
-        for spec in getattr(blueprint, "endpoint_specs", []):
+        for spec in declared_endpoints(blueprint):
             if spec.public:
                 public.add(f"{blueprint.name}.{spec.endpoint}")
     return public

@@ -48,6 +48,7 @@ class EndpointSpec:
     raw_response: bool = False
     public: bool = False
     description: str = ""
+    response: str | None = None   # name of the `data` schema in api/responses.py
 
 
 _MESSAGES = {
@@ -152,11 +153,18 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
     return _validate(model, data)
 
 
+_SPECS = "endpoint_specs"  # where @endpoint keeps a blueprint's declarations
+
+
+def declared_endpoints(blueprint: Blueprint) -> list[EndpointSpec]:
+    """The endpoints `@endpoint` declared on a blueprint (none for the console's page)."""
+    return blueprint.__dict__.get(_SPECS, [])
+
+
 def endpoint(blueprint: Blueprint, rule: str, *, methods: list[str], summary: str, tag: str,
              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None, status: int = 200,
              multipart: dict[str, str] | None = None, binary_response: bool = False, raw_response: bool = False,
-             public: bool = False,
-             description: str = "") -> Callable:
+             public: bool = False, description: str = "", response: str | None = None) -> Callable:
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def handle(**path_values):
@@ -170,11 +178,12 @@ def endpoint(blueprint: Blueprint, rule: str, *, methods: list[str], summary: st
             return view(**kwargs)
 
         blueprint.add_url_rule(rule, endpoint=view.__name__, view_func=handle, methods=methods)
-        specs = blueprint.__dict__.setdefault("endpoint_specs", [])
+        specs = blueprint.__dict__.setdefault(_SPECS, [])
         for method in methods:
             specs.append(EndpointSpec(endpoint=view.__name__, rule=(blueprint.url_prefix or "") + rule, method=method.lower(),
                                       summary=summary, tag=tag, status=status, body=body, query=query,
                                       multipart=multipart or {}, binary_response=binary_response,
-                                      raw_response=raw_response, public=public, description=description))
+                                      raw_response=raw_response, public=public, description=description,
+                                      response=response))
         return handle
     return decorator

@@ -5,6 +5,7 @@ bookkeeping to leave alone. Decided from types, names, keys and the documented e
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from data_pipeline.qa.documents import Column, TableDoc
@@ -113,6 +114,15 @@ class TableRoles:
     def name_column(self) -> Column | None:
         """The column that names a row for a reader: a name, else a code."""
         return (self.labels or self.codes or [None])[0]
+
+
+# A table's roles, by TableDoc.key: worked out once per run (`roles_by_table`) and passed to the
+# templates, the themes and the scope, which all read the same tables.
+RolesByTable = dict[tuple[str, str], TableRoles]
+
+
+def roles_by_table(docs: Iterable[TableDoc]) -> RolesByTable:
+    return {doc.key: table_roles(doc) for doc in docs}
 
 
 def table_roles(doc: TableDoc) -> TableRoles:

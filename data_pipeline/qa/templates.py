@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from data_pipeline.qa.column_roles import (alias, ident, is_temporal, sample_literal, soft_delete_condition,
-                                           subject, table_ref, table_roles, usable_samples)
+from data_pipeline.qa.column_roles import (RolesByTable, TableRoles, alias, ident, is_temporal, sample_literal,
+                                           soft_delete_condition, subject, table_ref, usable_samples)
 from data_pipeline.qa.documents import Column, ForeignKey, TableDoc
 
 PER_KIND = 3
@@ -25,9 +25,9 @@ class Candidate:
     kind: str
 
 
-def table_candidates(doc: TableDoc, docs: dict[tuple[str, str], TableDoc]) -> list[Candidate]:
-    """Every candidate for `doc`, interleaved by kind; joins only to tables in `docs`."""
-    kinds = _SingleTable(doc).kinds() + _Joins(doc, docs).kinds()
+def table_candidates(doc: TableDoc, docs: dict[tuple[str, str], TableDoc], roles: RolesByTable) -> list[Candidate]:
+    """Every candidate for `doc`, interleaved by kind; joins only to tables in `docs` (`roles` has theirs)."""
+    kinds = _SingleTable(doc, roles[doc.key]).kinds() + _Joins(doc, docs, roles).kinds()
     interleaved = [c for group in zip_longest(*[k[:PER_KIND] for k in kinds]) for c in group if c is not None]
     unique, seen = [], set()
     for candidate in interleaved:
@@ -49,11 +49,11 @@ def _day(column: Column, qualifier: str = "") -> str:
 
 
 class _SingleTable:
-    def __init__(self, doc: TableDoc):
+    def __init__(self, doc: TableDoc, roles: TableRoles):
         self.doc = doc
         self.table = table_ref(doc)
         self.live = soft_delete_condition(doc)
-        self.roles = table_roles(doc)
+        self.roles = roles
         self.subject = subject(doc)
 
     def kinds(self) -> list[list[Candidate]]:
@@ -196,16 +196,17 @@ class _Joins:
     """Templates along the anchor's foreign keys (to its parents and grandparents) and from the
     tables that reference it."""
 
-    def __init__(self, doc: TableDoc, docs: dict[tuple[str, str], TableDoc]):
+    def __init__(self, doc: TableDoc, docs: dict[tuple[str, str], TableDoc], roles: RolesByTable):
         self.doc = doc
         self.docs = docs
-        self.roles = table_roles(doc)
+        self.all_roles = roles
+        self.roles = roles[doc.key]
         self.subject = subject(doc)
 
     def kinds(self) -> list[list[Candidate]]:
         counts, sums, by_category, filters, two_hops, referenced = [], [], [], [], [], []
         for fk, parent in self._parents(self.doc):
-            label = table_roles(parent).name_column
+            label = self.all_roles[parent.key].name_column
             if label is None:
                 continue
             join = f"FROM {table_ref(self.doc)} t JOIN {table_ref(parent)} p ON {_on(fk, 't', 'p')}"
@@ -213,10 +214,10 @@ class _Joins:
             counts.append(self._count_by_parent(join, live, label))
             sums += [self._sum_by_parent(join, live, label, m) for m in self.roles.measures[:2]]
             by_category += [self._count_by_parent_category(join, live, parent, c)
-                            for c in table_roles(parent).categories[:1]]
+                            for c in self.all_roles[parent.key].categories[:1]]
             filters += [self._filter_by_parent(join, live, label, v) for v in usable_samples(label, 1)]
             for fk2, grandparent in self._parents(parent):
-                top = table_roles(grandparent).name_column
+                top = self.all_roles[grandparent.key].name_column
                 if top is not None and grandparent.key != self.doc.key:
                     two_hops.append(self._two_hops(fk, parent, fk2, grandparent, top))
         referenced = self._referenced_by()

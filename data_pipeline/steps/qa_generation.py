@@ -13,6 +13,7 @@ from datetime import datetime
 
 from data_pipeline.errors import LLMError, StepFailed
 from data_pipeline.qa.checkpoint import ThemeCheckpoint
+from data_pipeline.qa.column_roles import roles_by_table
 from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables, load_table_documents
 from data_pipeline.qa.llm_generator import LLMQAGenerator
 from data_pipeline.qa.model import BusinessScope, QAPair, Theme
@@ -93,13 +94,14 @@ def _documents(ctx: StepContext) -> list[TableDoc]:
 
 def _offline(ctx: StepContext, docs: list[TableDoc]) -> tuple[list[Theme], list[QAPair], BusinessScope]:
     settings = ctx.settings
+    roles = roles_by_table(docs)  # once for the run: the pairs, themes and scope read the same tables
     with SQLValidator(ctx.db_url, concurrency=settings.sql_validation_concurrency,
                       statement_timeout_ms=settings.sql_explain_timeout_ms,
                       logger=logging.getLogger("SQLValidator")) as validator:
-        result = generate_offline(docs, validator,
+        result = generate_offline(docs, validator, roles=roles,
                                   per_table=max(MIN_OFFLINE_PAIRS_PER_TABLE, settings.qa_pairs_per_theme),
                                   logger=logging.getLogger("QAGenerator"), progress=ctx.report_progress)
-    return result.themes, result.pairs, offline_scope(docs, ctx.business_context)
+    return result.themes, result.pairs, offline_scope(docs, ctx.business_context, roles)
 
 
 def _successful(themes: list[Theme], failed: list[str]) -> list[Theme]:
