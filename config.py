@@ -33,6 +33,7 @@ class Settings:
     log_level: str = "INFO"
     flask_log_level: str = "INFO"
     api_key: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
     max_content_length: int = 12 * 1024 * 1024
 
     llm_base_url: str | None = None
@@ -152,6 +153,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "log_level": ("DATA_PIPELINE_LOG_LEVEL", "level"),
     "flask_log_level": ("FLASK_LOG_LEVEL", "level"),
     "api_key": ("DATA_PIPELINE_API_KEY", "str"),
+    "allowed_hosts": ("DATA_PIPELINE_ALLOWED_HOSTS", "list"),
     "max_content_length": ("DATA_PIPELINE_MAX_CONTENT_LENGTH", "int"),
     "llm_base_url": ("LLM_BASE_URL", "str"),
     "llm_api_key": ("LLM_API_KEY", "str"),
