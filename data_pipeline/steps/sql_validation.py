@@ -41,14 +41,17 @@ def run(ctx: StepContext) -> dict:
         reports = _validate_all(ctx, validator, pairs)
         failed = [r for r in reports if not r.first.valid]
         logger.info("首次验证完成: 有效 %d，无效 %d", len(reports) - len(failed), len(failed))
+        llm_fallbacks = 0
         if repair_enabled and failed:
-            _repair_all(ctx, validator, [r for r in failed if r.first.repairable], totals)
+            llm_fallbacks = _repair_all(ctx, validator, [r for r in failed if r.first.repairable], totals)
         totals.total_retries = validator.retries
 
     if modify_file:
         _rewrite_pair_file(ctx, pair_path, pairs, reports, totals, timestamp)
     totals.duration = time.perf_counter() - started
     result = write_reports(ctx.task_dir, timestamp, reports, totals)
+    if ctx.llm is not None:
+        result["llm_fallbacks"] = llm_fallbacks
     logger.info("SQL验证完成: %d/%d 有效，修复成功 %d，报告 %s", result["valid_sql_count"],
                 result["original_sql_count"], totals.repair_successful, result["summary_file"])
     return result
@@ -69,12 +72,14 @@ def _validate_all(ctx: StepContext, validator: SQLValidator, pairs: list[dict]) 
             for index, (pair, outcome) in enumerate(zip(pairs, outcomes))]
 
 
-def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[PairReport], totals: RunTotals) -> None:
+def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[PairReport], totals: RunTotals) -> int:
+    """Repair what can be repaired; the number of pairs whose repair fell back (no usable answer,
+    or LLM_STEP_TIMEOUT spent): they stay invalid, and are removed when the file is rewritten."""
     if ctx.llm is None:
         ctx.logger.warning("未配置LLM，跳过SQL修复（%d 条SQL验证失败）", len(candidates))
-        return
+        return 0
     if not candidates:
-        return
+        return 0
     docs = _table_documents(ctx)
     repairer = SQLRepairer(ctx.llm, validator, docs, rounds=ctx.settings.sql_repair_rounds,
                            logger=logging.getLogger("SQLRepairer"))
@@ -90,13 +95,19 @@ def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[Pair
         report.final, report.final_sql = result.outcome, result.sql
         with lock:
             done[0] += 1
+            fallbacks[0] += result.llm_unusable
             ctx.report_progress(done[0], total, "repairs")
+        if result.llm_unusable:
+            ctx.logger.warning("第 %d 条问答对的SQL修复：LLM没有可用的回答，该问答对保持无效", report.index + 1)
 
-    with ThreadPoolExecutor(max_workers=ctx.settings.llm_concurrency, thread_name_prefix="sql-repair") as pool:
+    fallbacks = [0]
+    with ThreadPoolExecutor(max_workers=ctx.settings.llm_concurrency, thread_name_prefix="sql-repair") as pool, \
+            ctx.llm.step_budget(ctx.settings.llm_step_timeout):
         list(pool.map(repair, candidates))
     totals.repair_attempted = sum(1 for r in candidates if r.rounds)
     totals.repair_successful = sum(1 for r in candidates if r.repaired)
     ctx.logger.info("LLM修复完成: 尝试 %d，成功 %d", totals.repair_attempted, totals.repair_successful)
+    return fallbacks[0]
 
 
 def _table_documents(ctx: StepContext) -> list[TableDoc]:
