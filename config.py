@@ -33,6 +33,7 @@ class Settings:
     log_level: str = "INFO"
     flask_log_level: str = "INFO"
     api_key: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
     max_content_length: int = 12 * 1024 * 1024
 
     llm_base_url: str | None = None
@@ -57,6 +58,11 @@ class Settings:
     sql_statement_timeout_ms: int = 30_000
     sql_explain_timeout_ms: int = 2_000
     sql_repair_rounds: int = 2
+    # The execution check of sql_validation (after EXPLAIN): its own timeout and row limit.
+    sql_execution_timeout_ms: int = 5_000
+    sql_execution_row_limit: int = 1_000
+    # More bookkeeping column names or fnmatch patterns (beyond last_update, updated_at, ...).
+    bookkeeping_columns: tuple[str, ...] = ()
 
     heartbeat_seconds: float = 2.0
     heartbeat_timeout_seconds: float = 60.0
@@ -149,6 +155,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "log_level": ("DATA_PIPELINE_LOG_LEVEL", "level"),
     "flask_log_level": ("FLASK_LOG_LEVEL", "level"),
     "api_key": ("DATA_PIPELINE_API_KEY", "str"),
+    "allowed_hosts": ("DATA_PIPELINE_ALLOWED_HOSTS", "list"),
     "max_content_length": ("DATA_PIPELINE_MAX_CONTENT_LENGTH", "int"),
     "llm_base_url": ("LLM_BASE_URL", "str"),
     "llm_api_key": ("LLM_API_KEY", "str"),
@@ -170,6 +177,9 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "sql_statement_timeout_ms": ("DATA_PIPELINE_SQL_STATEMENT_TIMEOUT_MS", "int"),
     "sql_explain_timeout_ms": ("DATA_PIPELINE_SQL_EXPLAIN_TIMEOUT_MS", "int"),
     "sql_repair_rounds": ("DATA_PIPELINE_SQL_REPAIR_ROUNDS", "count"),
+    "sql_execution_timeout_ms": ("DATA_PIPELINE_SQL_EXECUTION_TIMEOUT_MS", "int"),
+    "sql_execution_row_limit": ("DATA_PIPELINE_SQL_EXECUTION_ROW_LIMIT", "int"),
+    "bookkeeping_columns": ("DATA_PIPELINE_BOOKKEEPING_COLUMNS", "list"),
     "heartbeat_seconds": ("DATA_PIPELINE_HEARTBEAT_SECONDS", "float"),
     "heartbeat_timeout_seconds": ("DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS", "float"),
     "cancel_grace_seconds": ("DATA_PIPELINE_CANCEL_GRACE_SECONDS", "float"),
@@ -199,7 +209,3 @@ def _convert(variable: str, raw: str, kind: str):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 
-
-def environment_variable(field_name: str) -> str:
-    """The environment variable behind a setting (for messages and the README)."""
-    return _VARIABLES[field_name][0]

@@ -245,13 +245,23 @@ def test_openapi_document_is_valid_and_covers_every_route(api):
     validate(document)
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     import data_pipeline.api as api_package
+    from data_pipeline.api.endpoints import declared_endpoints
     from config import Settings  # noqa: F401 - the factory's own module graph
     expected = set()
     for module_name in api_package.BLUEPRINT_MODULES:
         module = __import__(f"data_pipeline.api.{module_name}", fromlist=["bp"])
-        for spec in module.bp.endpoint_specs:
+        for spec in declared_endpoints(module.bp):
             expected.add((re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", spec.rule), spec.method))
     assert expected and expected <= documented
+    schemas = document["components"]["schemas"]
+    codes = schemas["TaskErrorCode"]["enum"]
+    assert {"WORKER_LOST", "EXECUTOR_KILLED", "VECTOR_BACKUP_FAILED", "DATABASE_CONNECTION_ERROR",
+            "LLM_ERROR"} <= set(codes)
+    assert all(f"`{code}`" in schemas["TaskErrorCode"]["description"] for code in codes if code)
+    assert schemas["TaskStatusBody"]["properties"]["error_code"] == {"$ref": "#/components/schemas/TaskErrorCode"}
+    status_read = document["paths"]["/api/v0/data_pipeline/tasks/{task_id}"]["get"]["responses"]["200"]
+    assert status_read["content"]["application/json"]["schema"]["properties"]["data"] == {
+        "$ref": "#/components/schemas/TaskStatusBody"}
 
 
 def test_no_password_in_any_log_file(api):

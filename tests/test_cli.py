@@ -142,6 +142,7 @@ def test_failed_task_exits_1(server):
     assert started.returncode == 0 and started.stdout.startswith(task_id)
     waited = cli(server, "status", task_id, "--wait", "--interval", "0.2")
     assert waited.returncode == 1 and "问答生成失败" in waited.stdout
+    assert "error_code: STEP_FAILED" in waited.stdout
     assert cli(server, "status", task_id).returncode == 1
 
 

@@ -1,8 +1,9 @@
 """The web console in a real headless Chromium (Debian `chromium` + `chromium-driver`, driven by
 selenium) against a real server with an API key.
 
-Screenshots of the main states go to $DATA_PIPELINE_SCREENSHOTS_DIR when it is set (the README's
-data_pipeline/console/screenshots/ were made that way), else to the test's temporary directory.
+Screenshots of the main states go to $DATA_PIPELINE_SCREENSHOTS_DIR when it is set (those of
+docs/console.md, in data_pipeline/console/screenshots/, were made that way), else to the test's
+temporary directory.
 """
 from __future__ import annotations
 

@@ -124,11 +124,14 @@ def test_failing_step_fails_the_task_and_leaves_later_steps_pending(api):
     failed = next(s for s in task["steps"] if s["step_name"] == "qa_generation")
     assert failed["error_message"] == "主题生成失败: 模拟错误"
     assert "qa_generation" in task["error_message"] and "模拟错误" in task["error_message"]
+    assert task["error_code"] == "STEP_FAILED" and task["execution"]["error_code"] == "STEP_FAILED"
     # A failed task can be executed again; a successful re-run clears the error.
     write_control(api, task_id, QUICK)
     assert api.execute(task_id).status_code == 202
     task = api.wait_for(task_id)
-    assert task["status"] == "completed" and task["error_message"] is None
+    assert task["status"] == "completed" and task["error_message"] is None and task["error_code"] is None
+    history = api.get(f"{TASKS}/{task_id}/executions").json()["data"]["executions"]
+    assert [e["error_code"] for e in history] == [None, "STEP_FAILED"]
 
 
 def test_unexpected_exception_leaves_traceback_in_log(api):
@@ -136,6 +139,7 @@ def test_unexpected_exception_leaves_traceback_in_log(api):
     api.execute(task_id)
     task = api.wait_for(task_id)
     assert task["status"] == "failed" and "RuntimeError: 意外错误" in task["error_message"]
+    assert task["error_code"] == "INTERNAL_ERROR"
     text = "\n".join(log_lines(api, task_id))
     assert "Traceback (most recent call last)" in text
     assert "    Traceback" in text  # continuation lines stay inside their entry
@@ -146,9 +150,31 @@ def test_executor_crash_is_reported_with_exit_code(api):
     api.execute(task_id)
     task = api.wait_for(task_id, timeout=30)
     assert task["status"] == "failed"
-    assert "exit code 3" in task["error_message"]
+    assert "exit code 3" in task["error_message"] and task["error_code"] == "EXECUTOR_CRASHED"
+    assert task["execution"]["exit_code"] == 3 and task["execution"]["error_code"] == "EXECUTOR_CRASHED"
     assert task["step_status"]["sql_validation"] == "failed"
     assert task["step_status"]["training_load"] == "pending"
+
+
+def test_unreachable_business_database_fails_with_its_code(api):
+    task_id = make_task(api, {}, db_connection="postgresql://nobody@127.0.0.1:1/nowhere")
+    api.execute(task_id)
+    task = api.wait_for(task_id, timeout=60)
+    assert task["status"] == "failed" and task["step_status"]["ddl_generation"] == "failed", task
+    assert task["error_code"] == "DATABASE_CONNECTION_ERROR", task
+
+
+def test_a_failed_backup_before_a_truncate_fails_with_vector_backup_failed(embedded_api):
+    api = embedded_api
+    task_id = make_task(api, {}, truncate_vector_tables=True)
+    directory = task_dir(api, task_id)
+    (directory / "bss_company.ddl").write_text("create table bss_company (id integer primary key);\n")
+    (directory / "vector_bak").write_text("a file where the backup directory goes", encoding="utf-8")
+    assert api.execute(task_id, execution_mode="step", step_name="training_load").status_code == 202
+    task = api.wait_for(task_id, timeout=60)
+    assert task["status"] == "failed" and task["step_status"]["training_load"] == "failed", task
+    assert task["error_code"] == "VECTOR_BACKUP_FAILED", task
+    assert task["execution"]["error_code"] == "VECTOR_BACKUP_FAILED"
 
 
 @pytest.mark.parametrize("body, status, code, param", [
@@ -248,6 +274,7 @@ def test_kill_minus_nine_mid_step_is_seen_within_ten_seconds(embedded_api):
     task = api.wait_for(task_id, statuses=("failed",), timeout=10)
     assert time.monotonic() - killed_at < 10
     assert "executor exited unexpectedly" in task["error_message"] and "SIGKILL" in task["error_message"]
+    assert task["error_code"] == "EXECUTOR_KILLED"
     assert task["step_status"]["qa_generation"] == "failed"
     assert "executor exited unexpectedly" in "\n".join(log_lines(api, task_id))
     write_control(api, task_id, QUICK)

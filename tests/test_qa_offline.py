@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sys
 from collections import Counter
 
 import psycopg
@@ -11,12 +13,14 @@ import pytest
 
 from config import Settings
 from data_pipeline.db.demo_db import DEMO_TABLES
+from data_pipeline.qa import column_roles
 from data_pipeline.qa.documents import load_table_documents
 from data_pipeline.qa.offline import generate_offline
 from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
 from data_pipeline.steps.context import StepContext
 from data_pipeline.schema.names import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
+from tests.support.pair_quality import check_pair_quality
 from tests.test_qa_writers import run_sql_file
 
 PAIR_FILE = re.compile(r"^qs_highway_db_\d{8}_\d{6}_pair\.json$")
@@ -88,6 +92,43 @@ def test_at_least_ten_pairs_per_table_with_three_or_more_columns(demo_task):
     for shape in ("GROUP BY car_type", "JOIN bss_service_area p ON", "JOIN bss_company g ON", "LIMIT 10",
                   "date_trunc('month', oper_date)", "SUM(pay_sum)", "car_type = '", "service_area_type = '"):
         assert shape in kinds, shape
+
+
+def test_pairs_are_exact_varied_and_the_report_recounts(demo_task):
+    """Issue 16 on the demo database: no duplicate, few bookkeeping pairs, exact literals, a
+    by-time question per fact table, the report equal to a recount; and a spread of complexity."""
+    task_dir, _, result, _ = demo_task
+    report = check_pair_quality(task_dir)
+    assert report["pairs_total"] == result["total_questions"]
+    levels = report["complexity"]
+    assert sum(1 for count in levels.values() if count) >= 3, levels
+    assert (levels["complex"] + levels["highly_complex"]) / report["pairs_total"] >= 0.15, levels
+    assert report["retrieval"] is None and report["llm_fallbacks"] == 0
+    assert "| bss_car_day_count |" in (task_dir / "quality_report.md").read_text(encoding="utf-8")
+
+
+def test_column_roles_are_worked_out_once_per_table_per_run(demo_task, demo_db_url, tmp_path, monkeypatch):
+    """One qa_generation run decides each table's column roles once and carries them to the
+    templates, the themes and the business scope."""
+    task_dir = demo_task[0]
+    for path in list(task_dir.glob("*.ddl")) + list(task_dir.glob("*_detail.md")):
+        if path.name != "metadata_detail.md":
+            shutil.copy(path, tmp_path / path.name)
+    original, calls = column_roles.table_roles, Counter()
+
+    def counting(doc, *args):
+        calls[doc.table.full_name] += 1
+        return original(doc, *args)
+
+    # Wherever a module holds the function, so an import by name elsewhere is counted too.
+    holders = [m for name, m in list(sys.modules.items())
+               if name.startswith("data_pipeline.") and getattr(m, "table_roles", None) is original]
+    assert column_roles in holders
+    for module in holders:
+        monkeypatch.setattr(module, "table_roles", counting)
+    result = qa_generation.run(make_context(tmp_path, demo_db_url, DEMO_TABLES))
+    assert result["generator"] == "offline" and result["total_questions"] > 0
+    assert calls == Counter({parse_table_name(t).full_name: 1 for t in DEMO_TABLES})
 
 
 def test_then_sql_validation_finds_nothing_to_fix(demo_task, demo_db_url):

@@ -10,11 +10,12 @@ import datetime as dt
 import json
 import re
 import shutil
+import unicodedata
 from pathlib import Path
 
 from data_pipeline.errors import PayloadTooLargeError, ValidationError
 from data_pipeline.files.catalog import file_entry, primary_file
-from data_pipeline.files.paths import display_path
+from data_pipeline.files.paths import check_file_name, display_path
 from data_pipeline.tasks.statuses import STEP_NAMES
 from data_pipeline.schema.names import TableName
 from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, parse_table_names, render_table_list, split_entries
@@ -86,7 +87,11 @@ def check_upload_name(filename: str | None) -> str:
     """A plain file name with an accepted extension that the service does not own."""
     if not filename or not filename.strip():
         raise invalid_file("缺少文件名")
-    if _UNSAFE_NAME.search(filename) or filename.startswith(".") or filename.strip() != filename:
+    try:
+        check_file_name(filename)  # the downloads' rule: what is stored can be downloaded
+    except ValidationError as exc:
+        raise ValidationError(exc.details, invalid_params=["file"], error_code="INVALID_FILE_PATH") from None
+    if _UNSAFE_NAME.search(unicodedata.normalize("NFKC", filename)) or filename.strip() != filename:
         raise ValidationError(f"文件名不能包含路径或特殊字符: {filename[:100]!r}", invalid_params=["file"],
                               error_code="INVALID_FILE_PATH")
     if len(filename.encode("utf-8", "surrogatepass")) > 200:

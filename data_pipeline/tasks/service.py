@@ -56,17 +56,17 @@ class TaskService:
         if task.status is not TaskStatus.IN_PROGRESS or execution is None \
                 or execution.status is not ExecutionStatus.RUNNING:
             return False
-        reason = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
-        return reason is not None and self._settle(execution, reason, None)
+        end = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
+        return end is not None and self._settle(execution, end, None)
 
-    def _settle(self, execution: Execution, reason: str, exit_code: int | None) -> bool:
+    def _settle(self, execution: Execution, end: executor_processes.ExecutorEnd, exit_code: int | None) -> bool:
         task = self.store.get_task(execution.task_id)
         running_step = task.running_step_name(execution.execution_id) if task else None
-        if not self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED,
-                                           error_message=reason, exit_code=exit_code):
+        if not self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED, error_message=end.reason,
+                                           error_code=end.code, exit_code=exit_code):
             return False
-        logger.warning("任务 %s 的执行 %s 已结束: %s", execution.task_id, execution.execution_id, reason)
-        self._note_in_task_log(execution.task_id, "ERROR", reason, running_step)
+        logger.warning("任务 %s 的执行 %s 已结束: %s", execution.task_id, execution.execution_id, end.reason)
+        self._note_in_task_log(execution.task_id, "ERROR", end.reason, running_step)
         return True
 
     def _note_in_task_log(self, task_id: str, level: str, message: str, step: str | None) -> None:
@@ -81,8 +81,8 @@ class TaskService:
         """At start: settle every running execution whose executor is gone."""
         settled = 0
         for execution in self.store.running_executions():
-            reason = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
-            if reason and self._settle(execution, reason, None):
+            end = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
+            if end and self._settle(execution, end, None):
                 settled += 1
         return settled
 
@@ -226,7 +226,7 @@ class TaskService:
             directory.mkdir(parents=True, exist_ok=True)
             pid = executor_processes.spawn_executor(self.settings, directory, command, on_exit)
         except OSError as exc:
-            self.store.finish_execution(execution_id, ExecutionStatus.FAILED,
+            self.store.finish_execution(execution_id, ExecutionStatus.FAILED, error_code="EXECUTOR_NOT_STARTED",
                                         error_message=f"无法启动执行器: {exc.strerror}")
             raise PipelineError(f"无法启动执行器: {exc.strerror}") from None
         self.store.record_executor(execution_id, pid, executor_processes.HOSTNAME)

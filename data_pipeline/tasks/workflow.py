@@ -17,6 +17,7 @@ from data_pipeline.db.databases import default_business_url, store_url
 from data_pipeline.db.connection import database_name, scrub
 from data_pipeline.errors import PipelineError, disk_full_details, is_disk_full
 from data_pipeline.llm.client import LLMClient
+from data_pipeline.tasks.failures import failure_code
 from data_pipeline.tasks.statuses import STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus
 from data_pipeline.steps import StepContext, get_step
 from data_pipeline.store import Execution, Task, TaskStore
@@ -92,6 +93,7 @@ class WorkflowRunner:
         self.parameters = task.parameters
         self.step_results: dict[str, dict] = {}
         self.error_message: str | None = None
+        self.error_code: str | None = None
 
     @property
     def execution_id(self) -> str:
@@ -116,6 +118,7 @@ class WorkflowRunner:
                 reason = _failure_message(exc, None)
                 logger.error("任务无法开始: %s", reason)
                 self.error_message = reason
+                self.error_code = failure_code(exc)
                 return self._finish(ExecutionStatus.FAILED, started)
             for step_name in self.steps_to_run():
                 if not self._run_step(step_name, context):
@@ -131,7 +134,8 @@ class WorkflowRunner:
     def _finish(self, status: ExecutionStatus, started: float) -> ExecutionStatus:
         # The result file first: a client that sees the run has ended finds the file saying how.
         self._write_task_result(status, started, self.error_message)
-        if not self.store.finish_execution(self.execution_id, status, error_message=self.error_message):
+        if not self.store.finish_execution(self.execution_id, status, error_message=self.error_message,
+                                           error_code=self.error_code):
             # Someone ended the execution first (a cancel in the last moment): the file follows the store.
             ended = self.store.get_execution(self.execution_id)
             if ended is not None:
@@ -188,6 +192,7 @@ class WorkflowRunner:
             logger.error("■ 步骤 %s 失败，耗时 %.2fs: %s", step_name, duration, message,
                          exc_info=not isinstance(exc, PipelineError) and not is_disk_full(exc))
             self.error_message = f"步骤 {step_name} 失败: {message}"
+            self.error_code = failure_code(exc)
             self.store.finish_step(task_id, step_name, StepStatus.FAILED, execution_id=self.execution_id,
                                    error_message=message, result={"duration": round(duration, 3)})
             task_log.set_current_step(None)
