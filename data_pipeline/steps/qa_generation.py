@@ -54,7 +54,7 @@ def run(ctx: StepContext) -> dict:
     output_file = pair_file_name(ctx.db_name, started_at)
     write_outputs(ctx.task_dir, pair_file=output_file, pairs=pairs, themes=_successful(themes, failed_themes),
                   scope=scope, db_name=ctx.db_name, business_context=ctx.business_context, when=started_at)
-    write_quality_report(ctx.task_dir, settings)
+    write_quality_report(ctx.task_dir, ctx.settings, llm_fallbacks=len(fallbacks))
     duration = time.perf_counter() - started
     ctx.logger.info("问答对生成完成: %d 个主题，%d 个问答对，输出 %s", len(themes) - len(failed_themes), len(pairs),
                     output_file)
@@ -126,6 +126,7 @@ class _OfflineFallback:
                                                logger=logging.getLogger("SQLValidator"))
                 self._validator.open()
             result = generate_offline(docs, self._validator, per_table=settings.qa_pairs_per_theme,
+                                      roles=roles_by_table(docs, settings.bookkeeping_columns),
                                       logger=logging.getLogger("QAGenerator"))
         return _interleaved(result.pairs, len(docs))
 
