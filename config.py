@@ -56,6 +56,11 @@ class Settings:
     sql_statement_timeout_ms: int = 30_000
     sql_explain_timeout_ms: int = 2_000
     sql_repair_rounds: int = 2
+    # The execution check of sql_validation (after EXPLAIN): its own timeout and row limit.
+    sql_execution_timeout_ms: int = 5_000
+    sql_execution_row_limit: int = 1_000
+    # More bookkeeping column names or fnmatch patterns (beyond last_update, updated_at, ...).
+    bookkeeping_columns: tuple[str, ...] = ()
 
     heartbeat_seconds: float = 2.0
     heartbeat_timeout_seconds: float = 60.0
@@ -168,6 +173,9 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "sql_statement_timeout_ms": ("DATA_PIPELINE_SQL_STATEMENT_TIMEOUT_MS", "int"),
     "sql_explain_timeout_ms": ("DATA_PIPELINE_SQL_EXPLAIN_TIMEOUT_MS", "int"),
     "sql_repair_rounds": ("DATA_PIPELINE_SQL_REPAIR_ROUNDS", "count"),
+    "sql_execution_timeout_ms": ("DATA_PIPELINE_SQL_EXECUTION_TIMEOUT_MS", "int"),
+    "sql_execution_row_limit": ("DATA_PIPELINE_SQL_EXECUTION_ROW_LIMIT", "int"),
+    "bookkeeping_columns": ("DATA_PIPELINE_BOOKKEEPING_COLUMNS", "list"),
     "heartbeat_seconds": ("DATA_PIPELINE_HEARTBEAT_SECONDS", "float"),
     "heartbeat_timeout_seconds": ("DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS", "float"),
     "cancel_grace_seconds": ("DATA_PIPELINE_CANCEL_GRACE_SECONDS", "float"),

@@ -20,6 +20,7 @@ from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
 from data_pipeline.steps.context import StepContext
 from data_pipeline.schema.names import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
+from tests.support.pair_quality import check_pair_quality
 from tests.test_qa_writers import run_sql_file
 
 PAIR_FILE = re.compile(r"^qs_highway_db_\d{8}_\d{6}_pair\.json$")
@@ -93,6 +94,19 @@ def test_at_least_ten_pairs_per_table_with_three_or_more_columns(demo_task):
         assert shape in kinds, shape
 
 
+def test_pairs_are_exact_varied_and_the_report_recounts(demo_task):
+    """Issue 16 on the demo database: no duplicate, few bookkeeping pairs, exact literals, a
+    by-time question per fact table, the report equal to a recount; and a spread of complexity."""
+    task_dir, _, result, _ = demo_task
+    report = check_pair_quality(task_dir)
+    assert report["pairs_total"] == result["total_questions"]
+    levels = report["complexity"]
+    assert sum(1 for count in levels.values() if count) >= 3, levels
+    assert (levels["complex"] + levels["highly_complex"]) / report["pairs_total"] >= 0.15, levels
+    assert report["retrieval"] is None and report["llm_fallbacks"] == 0
+    assert "| bss_car_day_count |" in (task_dir / "quality_report.md").read_text(encoding="utf-8")
+
+
 def test_column_roles_are_worked_out_once_per_table_per_run(demo_task, demo_db_url, tmp_path, monkeypatch):
     """One qa_generation run decides each table's column roles once and carries them to the
     templates, the themes and the business scope."""
@@ -102,9 +116,9 @@ def test_column_roles_are_worked_out_once_per_table_per_run(demo_task, demo_db_u
             shutil.copy(path, tmp_path / path.name)
     original, calls = column_roles.table_roles, Counter()
 
-    def counting(doc):
+    def counting(doc, *args):
         calls[doc.table.full_name] += 1
-        return original(doc)
+        return original(doc, *args)
 
     # Wherever a module holds the function, so an import by name elsewhere is counted too.
     holders = [m for name, m in list(sys.modules.items())

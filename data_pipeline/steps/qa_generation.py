@@ -18,11 +18,12 @@ from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables,
 from data_pipeline.qa.llm_generator import LLMQAGenerator
 from data_pipeline.qa.model import BusinessScope, QAPair, Theme
 from data_pipeline.qa.offline import generate_offline, offline_scope
+from data_pipeline.qa.quality import write_quality_report
 from data_pipeline.qa.writers import pair_file_name, write_outputs
 from data_pipeline.steps.context import StepContext
 from data_pipeline.validation.explain_validator import SQLValidator
 
-MIN_OFFLINE_PAIRS_PER_TABLE = 10
+MIN_OFFLINE_PAIRS_PER_TABLE = 12
 
 
 def run(ctx: StepContext) -> dict:
@@ -59,6 +60,7 @@ def run(ctx: StepContext) -> dict:
     output_file = pair_file_name(ctx.db_name, started_at)
     write_outputs(ctx.task_dir, pair_file=output_file, pairs=pairs, themes=_successful(themes, failed_themes),
                   scope=scope, db_name=ctx.db_name, business_context=ctx.business_context, when=started_at)
+    write_quality_report(ctx.task_dir, settings)
     duration = time.perf_counter() - started
     ctx.logger.info("问答对生成完成: %d 个主题，%d 个问答对，输出 %s", len(themes) - len(failed_themes), len(pairs),
                     output_file)
@@ -94,7 +96,8 @@ def _documents(ctx: StepContext) -> list[TableDoc]:
 
 def _offline(ctx: StepContext, docs: list[TableDoc]) -> tuple[list[Theme], list[QAPair], BusinessScope]:
     settings = ctx.settings
-    roles = roles_by_table(docs)  # once for the run: the pairs, themes and scope read the same tables
+    # once for the run: the pairs, themes and scope read the same tables
+    roles = roles_by_table(docs, settings.bookkeeping_columns)
     with SQLValidator(ctx.db_url, concurrency=settings.sql_validation_concurrency,
                       statement_timeout_ms=settings.sql_explain_timeout_ms,
                       logger=logging.getLogger("SQLValidator")) as validator:
