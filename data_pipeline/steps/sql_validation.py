@@ -1,10 +1,14 @@
 """Step 3, sql_validation: check every SQL of the task's pair file against the business database
-(EXPLAIN, read-only), repair failures with the LLM, optionally rewrite the pair file, report.
+(EXPLAIN, read-only), run what passes (the execution check: read-only, timed, row-limited; a
+failed run or an empty result on a value the question names makes the pair invalid), repair
+failures with the LLM, optionally rewrite the pair file, report, refresh the quality report.
 
-Task flags (ctx.params): enable_llm_repair (default true), modify_original_file (default true).
+Task flags (ctx.params): enable_llm_repair (default true), modify_original_file (default true),
+validate_by_execution (default true).
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -13,7 +17,9 @@ from datetime import datetime
 
 from data_pipeline.errors import StepFailed
 from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables, load_table_documents
+from data_pipeline.qa.quality import write_quality_report
 from data_pipeline.steps.context import StepContext
+from data_pipeline.validation.execution import ExecutionLimits
 from data_pipeline.validation.explain_validator import SQLValidator
 from data_pipeline.validation.pair_file import PairChange, find_pair_file, load_pairs, rewrite_pairs
 from data_pipeline.validation.repair import SQLRepairer
@@ -30,6 +36,7 @@ def run(ctx: StepContext) -> dict:
     pairs = load_pairs(pair_path)
     repair_enabled = bool(ctx.param("enable_llm_repair", True))
     modify_file = bool(ctx.param("modify_original_file", True))
+    execute = ctx.param("validate_by_execution", True) is not False
     settings = ctx.settings
     logger.info("开始验证 %s 中的 %d 条SQL（并发 %d，超时 %d 毫秒）", pair_path.name, len(pairs),
                 settings.sql_validation_concurrency, settings.sql_explain_timeout_ms)
@@ -37,7 +44,8 @@ def run(ctx: StepContext) -> dict:
     totals = RunTotals(pair_file=pair_path.name, started=started_at, duration=0.0, repair_enabled=repair_enabled)
     with SQLValidator(ctx.db_url, concurrency=settings.sql_validation_concurrency,
                       statement_timeout_ms=settings.sql_explain_timeout_ms,
-                      logger=logging.getLogger("SQLValidator")) as validator:
+                      logger=logging.getLogger("SQLValidator"),
+                      execution=ExecutionLimits.from_settings(settings) if execute else None) as validator:
         reports = _validate_all(ctx, validator, pairs)
         failed = [r for r in reports if not r.first.valid]
         logger.info("首次验证完成: 有效 %d，无效 %d", len(reports) - len(failed), len(failed))
@@ -50,11 +58,26 @@ def run(ctx: StepContext) -> dict:
         _rewrite_pair_file(ctx, pair_path, pairs, reports, totals, timestamp)
     totals.duration = time.perf_counter() - started
     result = write_reports(ctx.task_dir, timestamp, reports, totals)
+    result["execution_check"] = {"enabled": execute, "executed": sum(1 for r in reports if r.final.executed),
+                                 "failed": sum(1 for r in reports if r.first.error_class == "execution_error"),
+                                 "empty_results": sum(1 for r in reports if r.first.error_class == "empty_result")}
     if ctx.llm is not None:
         result["llm_fallbacks"] = llm_fallbacks
+    write_quality_report(ctx.task_dir, settings, llm_fallbacks=_generation_fallbacks(ctx) + llm_fallbacks)
     logger.info("SQL验证完成: %d/%d 有效，修复成功 %d，报告 %s", result["valid_sql_count"],
                 result["original_sql_count"], totals.repair_successful, result["summary_file"])
     return result
+
+
+def _generation_fallbacks(ctx: StepContext) -> int:
+    """The pairs qa_generation made offline because the LLM's answers were unusable (its result
+    file), so the quality report counts the fallbacks of both steps."""
+    try:
+        result = json.loads((ctx.task_dir / "qa_generation_result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    value = result.get("llm_fallbacks") if isinstance(result, dict) else None
+    return value if isinstance(value, int) else 0
 
 
 def _validate_all(ctx: StepContext, validator: SQLValidator, pairs: list[dict]) -> list[PairReport]:
@@ -66,7 +89,8 @@ def _validate_all(ctx: StepContext, validator: SQLValidator, pairs: list[dict]) 
             done[0] += 1
             ctx.report_progress(done[0], total, "pairs")
 
-    outcomes = validator.validate_many([pair["sql"] for pair in pairs], on_done=finished)
+    outcomes = validator.validate_many([pair["sql"] for pair in pairs], on_done=finished,
+                                       questions=[pair["question"] for pair in pairs])
     return [PairReport(index=index, question=pair["question"], sql=pair["sql"], first=outcome, final=outcome,
                        final_sql=pair["sql"], seconds=outcome.seconds)
             for index, (pair, outcome) in enumerate(zip(pairs, outcomes))]
@@ -142,6 +166,8 @@ def _rewrite_pair_file(ctx: StepContext, pair_path, pairs: list[dict], reports: 
         totals.failed_modifications = len(changes)
         ctx.logger.error("修改问答对文件失败，原文件未改动: %s", exc)
         return
+    for report in reports:
+        report.removed = not report.repaired and not report.final.valid
     totals.modified = sum(1 for c in changes if c.new_sql is not None)
     totals.deleted = len(changes) - totals.modified
     totals.backup_file, totals.modification_log = backup.name, log.name

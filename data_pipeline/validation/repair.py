@@ -68,7 +68,7 @@ class SQLRepairer:
                 self.logger.warning("LLM修复调用失败: %s", exc.details)
                 result.attempts.append({"round": round_number, "sql": None, "error": f"LLM调用失败: {exc.details}"})
                 break
-            current = self.validator.validate(candidate)
+            current = self.validator.validate(candidate, question)
             result.attempts.append({"round": round_number, "sql": candidate,
                                     "error": current.error, "error_class": current.error_class})
             current_sql = candidate
