@@ -89,6 +89,7 @@ def test_table_list_file_with_invalid_names(web_app, client):
 
 @pytest.mark.parametrize("payload, param", [
     ({"enable_llm_repair": "yes"}, "enable_llm_repair"),
+    ({"validate_by_execution": "yes"}, "validate_by_execution"),
     ({"enable_sql_validation": 1}, "enable_sql_validation"),
     ({"task_name": 42}, "task_name"),
     ({"business_context": ["a"]}, "business_context"),
@@ -251,6 +252,8 @@ def test_openapi_document_is_valid_and_covers_every_route(client):
             expected.add((re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", spec.rule), spec.method))
     assert expected and expected <= documented
     schemas = document["components"]["schemas"]
+    for request in ("CreateTaskRequest", "ExecuteTaskRequest"):
+        assert schemas[request]["properties"]["validate_by_execution"], request
     codes = schemas["TaskErrorCode"]["enum"]
     assert {"WORKER_LOST", "EXECUTOR_KILLED", "VECTOR_BACKUP_FAILED", "DATABASE_CONNECTION_ERROR",
             "LLM_ERROR"} <= set(codes)

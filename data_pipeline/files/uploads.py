@@ -18,7 +18,7 @@ from data_pipeline.files.catalog import file_entry, primary_file
 from data_pipeline.files.paths import check_file_name, display_path
 from data_pipeline.tasks.statuses import STEP_NAMES
 from data_pipeline.schema.names import TableName
-from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, parse_table_names, render_table_list, split_entries
+from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, render_table_list, split_entries
 from data_pipeline.tasks.directory import (TABLE_LIST_FILE, TASK_CONFIG_FILE, TASK_LOG_FILE, TASK_RESULT_FILE,
                                     unique_backup_dir, write_text_atomic)
 from data_pipeline.timeutil import iso
@@ -43,9 +43,9 @@ def table_list_from_upload(filename: str | None, data: bytes) -> tuple[list[Tabl
         raise invalid_file(f"表清单只支持 {TABLE_LIST_EXTENSION} 文件，收到: {str(filename)[:100]!r}")
     if not data:
         raise invalid_file("上传的表清单文件为空")
-    entries = split_entries(decode_table_list(data))
-    names = parse_table_names(entries)
-    return names, len(entries) - len(names)
+    text = decode_table_list(data)
+    names = parse_table_list_text(text)
+    return names, len(split_entries(text)) - len(names)
 
 
 def write_table_list(directory: Path, task_id: str, names: list[TableName]) -> dict:
