@@ -8,6 +8,7 @@ validate_by_execution (default true).
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -48,8 +49,9 @@ def run(ctx: StepContext) -> dict:
         reports = _validate_all(ctx, validator, pairs)
         failed = [r for r in reports if not r.first.valid]
         logger.info("首次验证完成: 有效 %d，无效 %d", len(reports) - len(failed), len(failed))
+        llm_fallbacks = 0
         if repair_enabled and failed:
-            _repair_all(ctx, validator, [r for r in failed if r.first.repairable], totals)
+            llm_fallbacks = _repair_all(ctx, validator, [r for r in failed if r.first.repairable], totals)
         totals.total_retries = validator.retries
 
     if modify_file:
@@ -59,10 +61,23 @@ def run(ctx: StepContext) -> dict:
     result["execution_check"] = {"enabled": execute, "executed": sum(1 for r in reports if r.final.executed),
                                  "failed": sum(1 for r in reports if r.first.error_class == "execution_error"),
                                  "empty_results": sum(1 for r in reports if r.first.error_class == "empty_result")}
-    write_quality_report(ctx.task_dir, settings)
+    if ctx.llm is not None:
+        result["llm_fallbacks"] = llm_fallbacks
+    write_quality_report(ctx.task_dir, settings, llm_fallbacks=_generation_fallbacks(ctx) + llm_fallbacks)
     logger.info("SQL验证完成: %d/%d 有效，修复成功 %d，报告 %s", result["valid_sql_count"],
                 result["original_sql_count"], totals.repair_successful, result["summary_file"])
     return result
+
+
+def _generation_fallbacks(ctx: StepContext) -> int:
+    """The pairs qa_generation made offline because the LLM's answers were unusable (its result
+    file), so the quality report counts the fallbacks of both steps."""
+    try:
+        result = json.loads((ctx.task_dir / "qa_generation_result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    value = result.get("llm_fallbacks") if isinstance(result, dict) else None
+    return value if isinstance(value, int) else 0
 
 
 def _validate_all(ctx: StepContext, validator: SQLValidator, pairs: list[dict]) -> list[PairReport]:
@@ -81,12 +96,14 @@ def _validate_all(ctx: StepContext, validator: SQLValidator, pairs: list[dict]) 
             for index, (pair, outcome) in enumerate(zip(pairs, outcomes))]
 
 
-def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[PairReport], totals: RunTotals) -> None:
+def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[PairReport], totals: RunTotals) -> int:
+    """Repair what can be repaired; the number of pairs whose repair fell back (no usable answer,
+    or LLM_STEP_TIMEOUT spent): they stay invalid, and are removed when the file is rewritten."""
     if ctx.llm is None:
         ctx.logger.warning("未配置LLM，跳过SQL修复（%d 条SQL验证失败）", len(candidates))
-        return
+        return 0
     if not candidates:
-        return
+        return 0
     docs = _table_documents(ctx)
     repairer = SQLRepairer(ctx.llm, validator, docs, rounds=ctx.settings.sql_repair_rounds,
                            logger=logging.getLogger("SQLRepairer"))
@@ -102,13 +119,19 @@ def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[Pair
         report.final, report.final_sql = result.outcome, result.sql
         with lock:
             done[0] += 1
+            fallbacks[0] += result.llm_unusable
             ctx.report_progress(done[0], total, "repairs")
+        if result.llm_unusable:
+            ctx.logger.warning("第 %d 条问答对的SQL修复：LLM没有可用的回答，该问答对保持无效", report.index + 1)
 
-    with ThreadPoolExecutor(max_workers=ctx.settings.llm_concurrency, thread_name_prefix="sql-repair") as pool:
+    fallbacks = [0]
+    with ThreadPoolExecutor(max_workers=ctx.settings.llm_concurrency, thread_name_prefix="sql-repair") as pool, \
+            ctx.llm.step_budget(ctx.settings.llm_step_timeout):
         list(pool.map(repair, candidates))
     totals.repair_attempted = sum(1 for r in candidates if r.rounds)
     totals.repair_successful = sum(1 for r in candidates if r.repaired)
     ctx.logger.info("LLM修复完成: 尝试 %d，成功 %d", totals.repair_attempted, totals.repair_successful)
+    return fallbacks[0]
 
 
 def _table_documents(ctx: StepContext) -> list[TableDoc]:
