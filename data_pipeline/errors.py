@@ -43,6 +43,19 @@ class AuthenticationError(PipelineError):
     message = "未授权"
 
 
+class ForbiddenError(PipelineError):
+    status = 403
+    type = "ForbiddenError"
+    error_code = "FORBIDDEN"
+    message = "禁止访问"
+
+
+class ConnectionNotAllowedError(ForbiddenError):
+    """A db_connection that points at the service's own store, or outside DATA_PIPELINE_ALLOWED_DB_HOSTS."""
+    error_code = "CONNECTION_NOT_ALLOWED"
+    message = "不允许连接该数据库"
+
+
 class NotFoundError(PipelineError):
     status = 404
     type = "NotFoundError"
@@ -96,6 +109,22 @@ class DatabaseError(PipelineError):
     type = "DatabaseError"
     error_code = "DATABASE_CONNECTION_ERROR"
     message = "数据库连接失败"
+
+
+class ServiceBusyError(PipelineError):
+    """A bounded pool is full: the caller may retry later."""
+    status = 503
+    type = "ServiceUnavailable"
+    error_code = "SERVICE_BUSY"
+    message = "服务繁忙，请稍后重试"
+
+
+class DeadlineExceededError(PipelineError):
+    """The work did not finish within its deadline (it may still end on its own)."""
+    status = 504
+    type = "GatewayTimeout"
+    error_code = "DEADLINE_EXCEEDED"
+    message = "处理超时"
 
 
 class VectorStoreError(PipelineError):

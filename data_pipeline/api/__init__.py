@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from config import Settings
 from data_pipeline.api.context import Services
 from data_pipeline.api.envelope import register_error_handlers
+from data_pipeline.db.connection import isolate_environment
 from data_pipeline.db.databases import default_business_url, store_url
 from data_pipeline.errors import AuthenticationError
 from data_pipeline.store import TaskStore
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
 
         configure(settings)
     settings.training_data_dir.mkdir(parents=True, exist_ok=True)
+    isolate_environment()
     store = TaskStore(store_url(settings))
     store.migrate()
     if not settings.default_db_connection:
@@ -43,6 +45,9 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
         app.register_blueprint(importlib.import_module(f"data_pipeline.api.{name}").bp)
     register_error_handlers(app)
     _install_auth_and_access_log(app, settings)
+    sealed = context.tasks.seal_stored_connections()
+    if sealed:
+        access_log.info("encrypted the stored db_connection of %d task(s) saved before encryption", sealed)
     settled = context.tasks.settle_orphans()
     if settled:
         access_log.warning("settled %d task(s) whose executor was gone", settled)

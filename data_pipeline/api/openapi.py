@@ -10,7 +10,8 @@ from data_pipeline.api.endpoints import EndpointSpec
 
 _PATH_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
-_ERROR_STATUSES = {400: "参数错误", 401: "未授权", 404: "不存在", 409: "冲突", 413: "请求体过大", 500: "服务器错误",
+_ERROR_STATUSES = {400: "参数错误", 401: "未授权", 403: "禁止访问 (CONNECTION_NOT_ALLOWED)", 404: "不存在", 409: "冲突",
+                   413: "请求体过大", 500: "服务器错误", 503: "服务繁忙 (SERVICE_BUSY)", 504: "处理超时 (DEADLINE_EXCEEDED)",
                    507: "磁盘空间不足"}
 
 
@@ -23,9 +24,10 @@ def _envelope(data_schema: dict | None = None) -> dict:
 _ERROR_ENVELOPE = {"type": "object", "required": ["success", "code", "message", "error"], "properties": {
     "success": {"type": "boolean", "enum": [False]}, "code": {"type": "integer"}, "message": {"type": "string"},
     "error": {"type": "object", "required": ["type", "error_code", "details"], "properties": {
-        "type": {"type": "string", "enum": ["ValidationError", "AuthenticationError", "NotFoundError",
-                                            "ConflictError", "PayloadTooLarge", "DatabaseError",
-                                            "VectorStoreError", "InternalError"]},
+        "type": {"type": "string", "enum": ["ValidationError", "AuthenticationError", "ForbiddenError",
+                                            "NotFoundError", "ConflictError", "PayloadTooLarge", "DatabaseError",
+                                            "VectorStoreError", "ServiceUnavailable", "GatewayTimeout",
+                                            "InternalError"]},
         "error_code": {"type": "string"}, "details": {"type": "string"},
         "invalid_params": {"type": "array", "items": {"type": "string"}},
         "timestamp": {"type": "string"}}}}}

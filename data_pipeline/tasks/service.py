@@ -13,7 +13,9 @@ from pathlib import Path
 from config import PROJECT_ROOT, Settings
 from data_pipeline.logs import task_log
 from data_pipeline.tasks import executor_processes
-from data_pipeline.db.connection import database_name, mask_url, validate_url
+from data_pipeline.db.connection import database_name, mask_url
+from data_pipeline.db.credentials import PREFIX, CredentialCipher
+from data_pipeline.db.policy import ConnectionPolicy
 from data_pipeline.db.embedded_pg import DEMO_DATABASE
 from data_pipeline.errors import (ConflictError, InsufficientStorageError, PipelineError, TaskNotFoundError,
                                   ValidationError, disk_full_details, is_disk_full)
@@ -34,6 +36,12 @@ class TaskService:
     def __init__(self, settings: Settings, store: TaskStore):
         self.settings = settings
         self.store = store
+        self.cipher = CredentialCipher.from_settings(settings)
+        self.policy = ConnectionPolicy(settings)
+
+    def seal_stored_connections(self) -> int:
+        """At start: encrypt the db_connection of tasks stored before encryption (clear text)."""
+        return self.store.seal_connections(self.cipher.seal, PREFIX)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -94,12 +102,16 @@ class TaskService:
         candidate = Path(value)
         if not candidate.is_absolute():
             # Relative to the project root, else to the training data directory.
-            candidate = next((root / candidate for root in roots if (root / candidate).is_file()), roots[0] / candidate)
-        resolved = candidate.resolve()
+            candidate = next((root / candidate for root in roots if _is_file(root / candidate)), roots[0] / candidate)
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            raise ValidationError("表清单文件路径无效", invalid_params=["table_list_file"],
+                                  error_code="INVALID_FILE_PATH") from None
         if not any(resolved == root or root in resolved.parents for root in roots):
             raise ValidationError("表清单文件必须位于项目目录或训练数据目录内", invalid_params=["table_list_file"],
                                   error_code="INVALID_FILE_PATH")
-        if not resolved.is_file():
+        if not _is_file(resolved):
             raise ValidationError(f"表清单文件不存在: {value[:200]}", invalid_params=["table_list_file"],
                                   error_code="FILE_NOT_FOUND", status=400)
         return resolved
@@ -114,7 +126,7 @@ class TaskService:
             table_list_text = render_table_list(parse_table_list_text(
                 decode_table_list(path.read_bytes()), param="table_list_file"))
         if db_connection is not None:
-            db_connection = validate_url(db_connection)
+            db_connection = self.policy.vet(db_connection)
         if not db_name:
             source = db_connection or self.settings.default_db_connection
             db_name = database_name(source) if source else DEMO_DATABASE
@@ -126,7 +138,7 @@ class TaskService:
         task = self.store.create_task(
             task_id_base=dt.datetime.now().strftime("task_%Y%m%d_%H%M%S"), task_name=task_name,
             created_by=created_by, db_name=db_name, business_context=business_context,
-            db_connection=db_connection, parameters=parameters)
+            db_connection=self.cipher.seal(db_connection), parameters=parameters)
         directory = self.directory(task.task_id)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -184,6 +196,7 @@ class TaskService:
         task = self.require_task(task_id)
         if task.status is TaskStatus.IN_PROGRESS:
             raise ConflictError(f"任务 {task_id} 正在执行", error_code="TASK_ALREADY_RUNNING", invalid_params=["task_id"])
+        self.cipher.open(task.db_connection, task_id)  # a key changed since: say so now, not in the run
         directory = self.directory(task_id)
         tables = read_table_list(directory)
         if not tables:
@@ -252,3 +265,11 @@ class TaskService:
     def list_executions(self, task_id: str) -> list[Execution]:
         self.require_task(task_id)
         return self.store.list_executions(task_id)
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False for a name the file system refuses (too long, a component over 255 bytes)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
