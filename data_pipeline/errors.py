@@ -44,8 +44,9 @@ class AuthenticationError(PipelineError):
 
 
 class ForbiddenError(PipelineError):
+    """The request is understood but refused by policy (its Host, its Origin, its target)."""
     status = 403
-    type = "ForbiddenError"
+    type = "AuthenticationError"
     error_code = "FORBIDDEN"
     message = "禁止访问"
 
@@ -54,6 +55,13 @@ class ConnectionNotAllowedError(ForbiddenError):
     """A db_connection that points at the service's own store, or outside DATA_PIPELINE_ALLOWED_DB_HOSTS."""
     error_code = "CONNECTION_NOT_ALLOWED"
     message = "不允许连接该数据库"
+
+
+class UnsupportedMediaTypeError(PipelineError):
+    status = 415
+    type = "ValidationError"
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+    message = "不支持的内容类型"
 
 
 class NotFoundError(PipelineError):

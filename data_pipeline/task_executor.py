@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         store.finish_execution(execution_id, status, error_message="任务已被取消")
     except BaseException as exc:  # leave the traceback in the task log, and the status true
         logger.error("执行器异常终止: %s\n%s", exc, traceback.format_exc())
-        store.finish_execution(execution_id, ExecutionStatus.FAILED,
+        store.finish_execution(execution_id, ExecutionStatus.FAILED, error_code="INTERNAL_ERROR",
                                error_message=scrubber.scrub(f"执行器异常: {type(exc).__name__}: {exc}"))
     finally:
         stop.set()

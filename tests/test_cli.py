@@ -17,6 +17,7 @@ from data_pipeline.cli.output import format_log_entry
 from tests.support.api_server import PROJECT_ROOT, free_port
 from tests.support.console_support import (DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, real_steps_available,
                                            require_routes, start_server, write_control)
+from tests.support.waiting import wait_until
 
 API_KEY = "cli-test-key-0815"
 COMMANDS = ("create", "upload", "execute", "status", "list", "logs", "files", "download", "cancel", "delete", "run")
@@ -86,11 +87,12 @@ def test_unreachable_server_exits_4():
 
 def test_create_status_list_delete(server):
     created = cli(server, "create", "--task-name", "命令行任务", "--business-context", "高速公路服务区管理系统",
-                  "--db-name", "highway_db", "--no-llm-repair", "--truncate-vector-tables")
+                  "--db-name", "highway_db", "--no-llm-repair", "--truncate-vector-tables", "--no-execution-check")
     assert created.returncode == 0, created.stderr
     task_id = created.stdout.strip()
     task = server.task(task_id)
     assert task["task_name"] == "命令行任务" and task["parameters"]["enable_llm_repair"] is False
+    assert task["parameters"]["validate_by_execution"] is False
     assert task["parameters"]["truncate_vector_tables"] is True and task["parameters"]["backup_vector_tables"] is True
 
     status = cli(server, "status", task_id)
@@ -142,6 +144,7 @@ def test_failed_task_exits_1(server):
     assert started.returncode == 0 and started.stdout.startswith(task_id)
     waited = cli(server, "status", task_id, "--wait", "--interval", "0.2")
     assert waited.returncode == 1 and "问答生成失败" in waited.stdout
+    assert "error_code: STEP_FAILED" in waited.stdout
     assert cli(server, "status", task_id).returncode == 1
 
 
@@ -213,7 +216,9 @@ def test_logs_filters_and_follow(server):
     follow = subprocess.Popen([sys.executable, "-m", "data_pipeline", "logs", task_id, "--follow", "--interval", "0.2"],
                               cwd=PROJECT_ROOT, env=cli_env(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
-    time.sleep(1)
+    # follow is polling the pending task before the task starts
+    wait_until(lambda: f"/tasks/{task_id}/logs" in (server.log_dir / "app.log").read_text(encoding="utf-8"),
+               what="logs --follow polling")
     assert cli(server, "execute", task_id).returncode == 0
     out, err = follow.communicate(timeout=60)
     assert follow.returncode == 0, err  # follow ends with the task, with its exit code

@@ -1,4 +1,4 @@
-"""Reading table documents back: our DDL/MD format (notes/formats.md) and the reference's."""
+"""Reading table documents back: our DDL/MD format (docs/schema.md) and the reference's."""
 from __future__ import annotations
 
 import psycopg

@@ -1,4 +1,4 @@
-"""Line-by-line checkers of the DDL and MD formats of /work/notes/formats.md, and their own tests.
+"""Line-by-line checkers of the DDL and MD formats of docs/schema.md, and their own tests.
 
 `check_ddl` and `check_md` parse a file strictly (every line must be one the format allows) and
 return what they read, so other tests can compare it with the database.
@@ -189,7 +189,7 @@ def test_the_checkers_reject_what_the_format_forbids():
 def test_reference_md_layout_passes_and_reference_ddl_is_rejected(reference_dir):
     output = reference_dir / "reference_task_output"
     for path in sorted(p for p in output.glob("*_detail.md") if p.name != "metadata_detail.md"):
-        # The reference writes `复合主键：a, b`; formats.md settled on `复合主键: (a, b)`.
+        # The reference writes `复合主键：a, b`; ours writes `复合主键: (a, b)`.
         text = re.sub(r"- 复合主键：(.+)", r"- 复合主键: (\1)", path.read_text(encoding="utf-8"))
         check_md(text)
     for path in sorted(output.glob("*.ddl")):

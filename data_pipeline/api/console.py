@@ -13,7 +13,6 @@ from flask import Blueprint, send_from_directory
 STATIC_DIR = Path(__file__).resolve().parent.parent / "console" / "static"
 
 bp = Blueprint("console", __name__, static_folder=str(STATIC_DIR), static_url_path="/console/static")
-bp.endpoint_specs = []  # declared API endpoints (endpoints.py): none, the page is not part of the OpenAPI document
 
 # The page runs only its own scripts and talks only to this server.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "

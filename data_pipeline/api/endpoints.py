@@ -20,7 +20,7 @@ from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from data_pipeline.errors import ValidationError
+from data_pipeline.errors import UnsupportedMediaTypeError, ValidationError
 
 
 class RequestBody(BaseModel):
@@ -48,6 +48,7 @@ class EndpointSpec:
     raw_response: bool = False
     public: bool = False
     description: str = ""
+    response: str | None = None   # name of the `data` schema in api/responses.py
 
 
 _MESSAGES = {
@@ -124,6 +125,18 @@ def _validate(model: type[BaseModel], data: Any) -> BaseModel:
         raise ValidationError(details, invalid_params=params) from None
 
 
+def require_json_content_type() -> None:
+    """A change's body, if it has one, must be declared `application/json`: a page on another site
+    can send text/plain or form data without asking, but JSON only after a CORS preflight the
+    service never grants."""
+    if request.mimetype == "application/json":
+        return
+    if request.mimetype or request.get_data(cache=True):
+        shown = (request.content_type or "无")[:100]
+        raise UnsupportedMediaTypeError(f"请求体必须是JSON（Content-Type: application/json），收到的 Content-Type: {shown}",
+                                        invalid_params=["Content-Type"])
+
+
 def parse_json_body(model: type[BaseModel]) -> BaseModel:
     raw = request.get_data(cache=True)
     if not raw.strip():
@@ -146,15 +159,24 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
     return _validate(model, data)
 
 
+_SPECS = "endpoint_specs"  # where @endpoint keeps a blueprint's declarations
+
+
+def declared_endpoints(blueprint: Blueprint) -> list[EndpointSpec]:
+    """The endpoints `@endpoint` declared on a blueprint (none for the console's page)."""
+    return blueprint.__dict__.get(_SPECS, [])
+
+
 def endpoint(blueprint: Blueprint, rule: str, *, methods: list[str], summary: str, tag: str,
              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None, status: int = 200,
              multipart: dict[str, str] | None = None, binary_response: bool = False, raw_response: bool = False,
-             public: bool = False,
-             description: str = "") -> Callable:
+             public: bool = False, description: str = "", response: str | None = None) -> Callable:
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def handle(**path_values):
             kwargs = dict(path_values)
+            if not multipart and request.method not in ("GET", "HEAD", "OPTIONS"):
+                require_json_content_type()
             if body is not None:
                 kwargs["body"] = parse_json_body(body)
             if query is not None:
@@ -162,11 +184,12 @@ def endpoint(blueprint: Blueprint, rule: str, *, methods: list[str], summary: st
             return view(**kwargs)
 
         blueprint.add_url_rule(rule, endpoint=view.__name__, view_func=handle, methods=methods)
-        specs = blueprint.__dict__.setdefault("endpoint_specs", [])
+        specs = blueprint.__dict__.setdefault(_SPECS, [])
         for method in methods:
             specs.append(EndpointSpec(endpoint=view.__name__, rule=(blueprint.url_prefix or "") + rule, method=method.lower(),
                                       summary=summary, tag=tag, status=status, body=body, query=query,
                                       multipart=multipart or {}, binary_response=binary_response,
-                                      raw_response=raw_response, public=public, description=description))
+                                      raw_response=raw_response, public=public, description=description,
+                                      response=response))
         return handle
     return decorator

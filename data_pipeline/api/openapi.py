@@ -6,12 +6,14 @@ import re
 from flask import Flask
 
 import data_pipeline
-from data_pipeline.api.endpoints import EndpointSpec
+from data_pipeline.api.endpoints import EndpointSpec, declared_endpoints
+from data_pipeline.api.responses import RESPONSE_SCHEMAS
 
 _PATH_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
-_ERROR_STATUSES = {400: "参数错误", 401: "未授权", 403: "禁止访问 (CONNECTION_NOT_ALLOWED)", 404: "不存在", 409: "冲突",
-                   413: "请求体过大", 500: "服务器错误", 503: "服务繁忙 (SERVICE_BUSY)", 504: "处理超时 (DEADLINE_EXCEEDED)",
+_ERROR_STATUSES = {400: "参数错误", 401: "未授权", 403: "禁止访问（Host、Origin 或连接目标不被允许: CONNECTION_NOT_ALLOWED）",
+                   404: "不存在", 409: "冲突", 413: "请求体过大", 415: "请求体不是 application/json", 500: "服务器错误",
+                   503: "服务繁忙 (SERVICE_BUSY)", 504: "处理超时 (DEADLINE_EXCEEDED)",
                    507: "磁盘空间不足"}
 
 
@@ -24,7 +26,7 @@ def _envelope(data_schema: dict | None = None) -> dict:
 _ERROR_ENVELOPE = {"type": "object", "required": ["success", "code", "message", "error"], "properties": {
     "success": {"type": "boolean", "enum": [False]}, "code": {"type": "integer"}, "message": {"type": "string"},
     "error": {"type": "object", "required": ["type", "error_code", "details"], "properties": {
-        "type": {"type": "string", "enum": ["ValidationError", "AuthenticationError", "ForbiddenError",
+        "type": {"type": "string", "enum": ["ValidationError", "AuthenticationError",
                                             "NotFoundError", "ConflictError", "PayloadTooLarge", "DatabaseError",
                                             "VectorStoreError", "ServiceUnavailable", "GatewayTimeout",
                                             "InternalError"]},
@@ -71,7 +73,8 @@ def _operation(spec: EndpointSpec, components: dict) -> dict:
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     else:
         operation["responses"][str(spec.status)] = {"description": "成功", "content": {
-            "application/json": {"schema": _envelope()}}}
+            "application/json": {"schema": _envelope(
+                {"$ref": f"#/components/schemas/{spec.response}"} if spec.response else None)}}}
     for status, text in _ERROR_STATUSES.items():
         operation["responses"][str(status)] = {"description": text, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
@@ -81,10 +84,10 @@ def _operation(spec: EndpointSpec, components: dict) -> dict:
 
 
 def build_document(app: Flask) -> dict:
-    components: dict = {"ErrorEnvelope": _ERROR_ENVELOPE}
+    components: dict = {"ErrorEnvelope": _ERROR_ENVELOPE, **RESPONSE_SCHEMAS}
     paths: dict = {}
     for blueprint in app.blueprints.values():
-        for spec in getattr(blueprint, "endpoint_specs", []):
+        for spec in declared_endpoints(blueprint):
             path = _PATH_PARAMETER.sub(lambda m: "{" + m.group(2) + "}", spec.rule)
             paths.setdefault(path, {})[spec.method] = _operation(spec, components)
     for operation in (op for item in paths.values() for op in item.values()):

@@ -45,7 +45,7 @@ def query_tasks(body: QueryTasksRequest):
     }, "查询任务列表成功")
 
 
-@endpoint(bp, "/tasks/<task_id>", methods=["GET"], summary="获取任务状态", tag="tasks")
+@endpoint(bp, "/tasks/<task_id>", methods=["GET"], summary="获取任务状态", tag="tasks", response="TaskStatusBody")
 def get_task(task_id: str):
     return success(services().tasks.get_task(task_id), "获取任务状态成功")
 
@@ -62,12 +62,14 @@ def execute_task(task_id: str, body: ExecuteTaskRequest):
     return success(started, "任务执行已启动", 202)
 
 
-@endpoint(bp, "/tasks/<task_id>/cancel", methods=["POST"], summary="取消正在执行的任务", tag="execution")
+@endpoint(bp, "/tasks/<task_id>/cancel", methods=["POST"], summary="取消正在执行的任务", tag="execution",
+          response="TaskStatusBody")
 def cancel_task(task_id: str):
     return success(services().tasks.cancel_task(task_id), "任务已取消")
 
 
-@endpoint(bp, "/tasks/<task_id>/executions", methods=["GET"], summary="任务的执行历史", tag="execution")
+@endpoint(bp, "/tasks/<task_id>/executions", methods=["GET"], summary="任务的执行历史", tag="execution",
+          response="ExecutionHistory")
 def list_executions(task_id: str):
     history = [execution_view(e) for e in services().tasks.list_executions(task_id)]
     return success({"task_id": task_id, "executions": history, "total": len(history)}, "获取执行历史成功")

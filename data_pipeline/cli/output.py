@@ -164,6 +164,8 @@ def print_task(task: TaskDetail, out: IO[str]) -> None:
             out.write(f"      错误: {step['error_message']}\n")
     if task.get("error_message") and status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
         out.write(f"  error_message: {task['error_message']}\n")
+    if task.get("error_code"):
+        out.write(f"  error_code: {task['error_code']}\n")
 
 
 def print_table(rows: Sequence[Sequence[str]], headers: Sequence[str], out: IO[str]) -> None:

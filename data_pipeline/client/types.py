@@ -65,9 +65,11 @@ class Execution(TypedDict, total=False):
     options: dict[str, Any]
     started_at: Optional[str]
     completed_at: Optional[str]
+    hostname: Optional[str]
     pid: Optional[int]
     exit_code: Optional[int]
     error_message: Optional[str]
+    error_code: Optional[str]
 
 
 class TaskSummary(TypedDict, total=False):
@@ -83,6 +85,7 @@ class TaskSummary(TypedDict, total=False):
     db_name: Optional[str]
     business_context: Optional[str]
     error_message: Optional[str]
+    error_code: Optional[str]   # why a failed task failed (data_pipeline.tasks.failures)
     directory_exists: bool
     updated_at: str
 

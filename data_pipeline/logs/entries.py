@@ -99,10 +99,6 @@ def parse_entry_bytes(data: bytes, line_number: int | None = None) -> LogEntry:
     return parse_entry([line.removesuffix("\r") for line in lines] or [""], line_number)
 
 
-def level_rank(level: str | None) -> int:
-    return LEVEL_RANKS.get(level or "", 0)
-
-
 def canonical_time(moment: datetime, *, round_up: bool = False) -> str:
     """The log's timestamp form of `moment`; log times have whole seconds, so a lower bound with a
     fraction rounds up (14:30:00.5 admits 14:30:01, not 14:30:00) and an upper bound rounds down."""

@@ -27,10 +27,6 @@ def set_current_step(step_name: str | None) -> None:
     _current_step = step_name
 
 
-def current_step() -> str | None:
-    return _current_step
-
-
 def format_entry(when: dt.datetime, level: str, logger_name: str, message: str, step: str | None) -> str:
     name = f"{step}.{logger_name}" if step else logger_name
     body = message.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\n" + CONTINUATION_INDENT)

@@ -1,7 +1,7 @@
 """A table as the task's documentation describes it, read back from `<stem>.ddl` / `<stem>_detail.md`.
 
 Two dialects of those files exist and users may upload either:
-- ours (notes/formats.md): valid SQL, `col type[ not null], -- comment`, foreign keys as comment
+- ours (docs/schema.md): valid SQL, `col type[ not null], -- comment`, foreign keys as comment
   lines, `comment on ...` statements;
 - the reference implementation's: the comma comes after the comment (`col type -- comment,`),
   which is part of the comment text for a SQL parser, and no `comment on` statements.

@@ -1,4 +1,4 @@
-"""`<stem>.ddl`, `<stem>_detail.md` and `filename_mapping.txt`, exactly as /work/notes/formats.md says.
+"""`<stem>.ddl`, `<stem>_detail.md` and `filename_mapping.txt`, in the formats docs/schema.md describes.
 
 The DDL is valid PostgreSQL: run on an empty database after the task's types file
 (types_file.py) it recreates the table with the same columns, types, nullability, defaults,

@@ -70,6 +70,10 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index dp_task_executions_task_idx on dp_task_executions (task_id, created_at desc);
         create index dp_task_executions_running_idx on dp_task_executions (status) where status = 'running';
     """),
+    (2, "error_code of failed tasks and executions", """
+        alter table dp_tasks add column error_code varchar(64);
+        alter table dp_task_executions add column error_code varchar(64);
+    """),
 ]
 
 

@@ -51,6 +51,7 @@ class Execution:
     heartbeat_at: dt.datetime | None
     exit_code: int | None
     error_message: str | None
+    error_code: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], prefix: str = "") -> "Execution":
@@ -76,6 +77,7 @@ class Task:
     parameters: dict
     error_message: str | None
     current_execution_id: str | None
+    error_code: str | None = None
     steps: tuple[Step, ...] = ()
     execution: Execution | None = None
 

@@ -20,6 +20,7 @@ tasks = Table(
     Column("parameters", JSONB),
     Column("error_message", Text),
     Column("current_execution_id", String(160)),
+    Column("error_code", String(64)),
 )
 
 steps = Table(
@@ -52,4 +53,5 @@ executions = Table(
     Column("heartbeat_at", DateTime(timezone=True)),
     Column("exit_code", Integer),
     Column("error_message", Text),
+    Column("error_code", String(64)),
 )

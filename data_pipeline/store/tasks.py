@@ -234,7 +234,7 @@ class TaskStore:
                 .where(and_(tasks.c.task_id == task_id,
                             tasks.c.status.in_(statuses_before(TaskStatus.IN_PROGRESS))))
                 .values(status=TaskStatus.IN_PROGRESS, started_at=func.now(), completed_at=None,
-                        error_message=None, updated_at=func.now())
+                        error_message=None, error_code=None, updated_at=func.now())
                 .returning(tasks.c.task_id)).first()
             if claimed is None:
                 return None
@@ -327,17 +327,20 @@ class TaskStore:
     @_outlives_outages
     @_retry_on_lost_connection
     def finish_execution(self, execution_id: str, status: ExecutionStatus, *, error_message: str | None = None,
-                         exit_code: int | None = None) -> bool:
+                         error_code: str | None = None, exit_code: int | None = None) -> bool:
         """End a running execution once: the execution, its running step and its task.
+
+        `error_code` (data_pipeline.tasks.failures) is kept for a failed execution only.
 
         Returns False when the execution had already ended (another process settled it first).
         """
+        error_code = error_code if status is ExecutionStatus.FAILED else None
         with self.engine.begin() as conn:
             ended = conn.execute(
                 update(executions).where(and_(executions.c.execution_id == execution_id,
                                               executions.c.status == ExecutionStatus.RUNNING))
                 .values(status=status, completed_at=func.now(), error_message=error_message,
-                        exit_code=exit_code)
+                        error_code=error_code, exit_code=exit_code)
                 .returning(executions.c.task_id)).first()
             if ended is None:
                 return False
@@ -354,7 +357,8 @@ class TaskStore:
                                                   tasks.c.current_execution_id == execution_id,
                                                   tasks.c.status.in_(statuses_before(task_status))))
                          .values(status=task_status, completed_at=func.now(), updated_at=func.now(),
-                                 error_message=None if status is ExecutionStatus.COMPLETED else error_message))
+                                 error_message=None if status is ExecutionStatus.COMPLETED else error_message,
+                                 error_code=error_code))
             return True
 
     @_retry_on_lost_connection

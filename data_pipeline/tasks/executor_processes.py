@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from config import PROJECT_ROOT, Settings
 from data_pipeline.store.records import Execution
@@ -69,16 +69,23 @@ def spawn_executor(settings: Settings, directory: Path, command: list[str],
     return process.pid
 
 
-def describe_exit(returncode: int | None) -> str:
+class ExecutorEnd(NamedTuple):
+    """How an executor that could not record its outcome ended: the task's error message and code."""
+    reason: str
+    code: str
+
+
+def describe_exit(returncode: int | None) -> ExecutorEnd:
     if returncode is None:
-        return "执行器进程意外退出 (executor exited unexpectedly)"
+        return ExecutorEnd("执行器进程意外退出 (executor exited unexpectedly)", "EXECUTOR_LOST")
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"执行器进程意外退出 (executor exited unexpectedly, signal {name})"
-    return f"执行器进程意外退出 (executor exited unexpectedly, exit code {returncode})"
+        return ExecutorEnd(f"执行器进程意外退出 (executor exited unexpectedly, signal {name})", "EXECUTOR_KILLED")
+    return ExecutorEnd(f"执行器进程意外退出 (executor exited unexpectedly, exit code {returncode})",
+                       "EXECUTOR_CRASHED")
 
 
 def _is_executor_process(pid: int, task_id: str) -> bool:
@@ -94,19 +101,19 @@ def _is_executor_process(pid: int, task_id: str) -> bool:
     return EXECUTOR_MODULE.encode() in argv and task_id.encode() in argv
 
 
-def executor_gone(execution: Execution, heartbeat_timeout: float) -> str | None:
+def executor_gone(execution: Execution, heartbeat_timeout: float) -> ExecutorEnd | None:
     """Why a running execution's executor is known to be gone, or None while it may live."""
     pid = execution.pid
     now = dt.datetime.now(dt.timezone.utc)
     if pid is None:
         started = execution.started_at or execution.created_at
         if started and (now - started).total_seconds() > START_GRACE_SECONDS:
-            return "执行器未能启动 (executor never started)"
+            return ExecutorEnd("执行器未能启动 (executor never started)", "EXECUTOR_NOT_STARTED")
         return None
     if execution.hostname and execution.hostname != HOSTNAME:
         beat = execution.heartbeat_at
         if beat and (now - beat).total_seconds() > heartbeat_timeout:
-            return "执行器心跳丢失 (executor heartbeat lost)"
+            return ExecutorEnd("执行器心跳丢失 (executor heartbeat lost)", "HEARTBEAT_LOST")
         return None
     with _children_lock:
         child = _children.get(pid)

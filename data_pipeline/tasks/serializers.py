@@ -60,9 +60,11 @@ def execution_view(execution: Execution | None) -> dict | None:
         "options": execution.options,
         "started_at": iso(execution.started_at),
         "completed_at": iso(execution.completed_at),
+        "hostname": execution.hostname,
         "pid": execution.pid,
         "exit_code": execution.exit_code,
         "error_message": execution.error_message,
+        "error_code": execution.error_code,
     }
 
 
@@ -80,6 +82,7 @@ def task_summary(task: Task, directory_exists: bool) -> dict:
         "db_name": task.db_name,
         "business_context": task.business_context,
         "error_message": task.error_message,
+        "error_code": task.error_code,
         "directory_exists": directory_exists,
         "updated_at": iso(task.updated_at),
     }

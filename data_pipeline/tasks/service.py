@@ -21,7 +21,8 @@ from data_pipeline.errors import (ConflictError, InsufficientStorageError, Pipel
                                   ValidationError, disk_full_details, is_disk_full)
 from data_pipeline.tasks.statuses import STEP_NAMES, ExecutionStatus, TaskStatus
 from data_pipeline.store import Execution, Task, TaskStore
-from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, render_table_list
+from data_pipeline.tasks.table_list import (decode_table_list, parse_table_list_text, render_table_list,
+                                           resolve_table_list_file)
 from data_pipeline.tasks.directory import (TABLE_LIST_FILE, is_valid_task_id, missing_step_inputs, read_table_list,
                                     task_dir, write_text_atomic)
 from data_pipeline.tasks.serializers import task_status_body, task_summary
@@ -64,17 +65,17 @@ class TaskService:
         if task.status is not TaskStatus.IN_PROGRESS or execution is None \
                 or execution.status is not ExecutionStatus.RUNNING:
             return False
-        reason = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
-        return reason is not None and self._settle(execution, reason, None)
+        end = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
+        return end is not None and self._settle(execution, end, None)
 
-    def _settle(self, execution: Execution, reason: str, exit_code: int | None) -> bool:
+    def _settle(self, execution: Execution, end: executor_processes.ExecutorEnd, exit_code: int | None) -> bool:
         task = self.store.get_task(execution.task_id)
         running_step = task.running_step_name(execution.execution_id) if task else None
-        if not self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED,
-                                           error_message=reason, exit_code=exit_code):
+        if not self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED, error_message=end.reason,
+                                           error_code=end.code, exit_code=exit_code):
             return False
-        logger.warning("任务 %s 的执行 %s 已结束: %s", execution.task_id, execution.execution_id, reason)
-        self._note_in_task_log(execution.task_id, "ERROR", reason, running_step)
+        logger.warning("任务 %s 的执行 %s 已结束: %s", execution.task_id, execution.execution_id, end.reason)
+        self._note_in_task_log(execution.task_id, "ERROR", end.reason, running_step)
         return True
 
     def _note_in_task_log(self, task_id: str, level: str, message: str, step: str | None) -> None:
@@ -89,32 +90,10 @@ class TaskService:
         """At start: settle every running execution whose executor is gone."""
         settled = 0
         for execution in self.store.running_executions():
-            reason = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
-            if reason and self._settle(execution, reason, None):
+            end = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
+            if end and self._settle(execution, end, None):
                 settled += 1
         return settled
-
-    def _resolve_table_list_file(self, value: str) -> Path:
-        """A table list path inside the project root or the training data dir (else 400)."""
-        if "\x00" in value:
-            raise ValidationError("表清单文件路径无效", invalid_params=["table_list_file"], error_code="INVALID_FILE_PATH")
-        roots = [PROJECT_ROOT.resolve(), Path(self.settings.training_data_dir).resolve()]
-        candidate = Path(value)
-        if not candidate.is_absolute():
-            # Relative to the project root, else to the training data directory.
-            candidate = next((root / candidate for root in roots if _is_file(root / candidate)), roots[0] / candidate)
-        try:
-            resolved = candidate.resolve()
-        except (OSError, RuntimeError):  # a symlink loop
-            raise ValidationError("表清单文件路径无效", invalid_params=["table_list_file"],
-                                  error_code="INVALID_FILE_PATH") from None
-        if not any(resolved == root or root in resolved.parents for root in roots):
-            raise ValidationError("表清单文件必须位于项目目录或训练数据目录内", invalid_params=["table_list_file"],
-                                  error_code="INVALID_FILE_PATH")
-        if not _is_file(resolved):
-            raise ValidationError(f"表清单文件不存在: {value[:200]}", invalid_params=["table_list_file"],
-                                  error_code="FILE_NOT_FOUND", status=400)
-        return resolved
 
     # ---- operations ------------------------------------------------------------------------
 
@@ -122,9 +101,11 @@ class TaskService:
                     db_connection: str | None, task_name: str | None, created_by: str, **flags: bool) -> dict:
         table_list_text = None
         if table_list_file:
-            path = self._resolve_table_list_file(table_list_file)
+            path = resolve_table_list_file(table_list_file, PROJECT_ROOT, self.settings.training_data_dir)
+            # A server file, not the caller's: a refusal quotes one offending name, never other lines.
             table_list_text = render_table_list(parse_table_list_text(
-                decode_table_list(path.read_bytes()), param="table_list_file"))
+                decode_table_list(path.read_bytes(), param="table_list_file"), param="table_list_file",
+                names_shown=1))
         if db_connection is not None:
             db_connection = self.policy.vet(db_connection)
         if not db_name:
@@ -181,7 +162,8 @@ class TaskService:
         return {"task_id": task_id, "deleted": True, "directory_removed": not directory.exists()}
 
     def execute_task(self, task_id: str, *, execution_mode: str, step_name: str | None,
-                     backup_vector_tables: bool | None, truncate_vector_tables: bool | None) -> dict:
+                     backup_vector_tables: bool | None, truncate_vector_tables: bool | None,
+                     validate_by_execution: bool | None = None) -> dict:
         if execution_mode not in ("complete", "step"):
             raise ValidationError("无效的执行模式，必须是 'complete' 或 'step'", invalid_params=["execution_mode"],
                                   error_code="INVALID_EXECUTION_MODE")
@@ -214,6 +196,8 @@ class TaskService:
         backup = parameters.get("backup_vector_tables", False) if backup_vector_tables is None \
             else backup_vector_tables
         options = {"backup_vector_tables": bool(backup or truncate), "truncate_vector_tables": bool(truncate)}
+        if validate_by_execution is not None:
+            options["validate_by_execution"] = validate_by_execution
         stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
         base = f"{task_id}_step_{step_name}_exec_{stamp}" if step_name else f"{task_id}_complete_exec_{stamp}"
         execution_id = self.store.claim_for_execution(task_id, execution_id_base=base, mode=execution_mode,
@@ -239,7 +223,7 @@ class TaskService:
             directory.mkdir(parents=True, exist_ok=True)
             pid = executor_processes.spawn_executor(self.settings, directory, command, on_exit)
         except OSError as exc:
-            self.store.finish_execution(execution_id, ExecutionStatus.FAILED,
+            self.store.finish_execution(execution_id, ExecutionStatus.FAILED, error_code="EXECUTOR_NOT_STARTED",
                                         error_message=f"无法启动执行器: {exc.strerror}")
             raise PipelineError(f"无法启动执行器: {exc.strerror}") from None
         self.store.record_executor(execution_id, pid, executor_processes.HOSTNAME)
@@ -265,11 +249,3 @@ class TaskService:
     def list_executions(self, task_id: str) -> list[Execution]:
         self.require_task(task_id)
         return self.store.list_executions(task_id)
-
-
-def _is_file(path: Path) -> bool:
-    """Path.is_file, False for a name the file system refuses (too long, a component over 255 bytes)."""
-    try:
-        return path.is_file()
-    except OSError:
-        return False

@@ -19,6 +19,7 @@ from data_pipeline.db.credentials import CredentialCipher
 from data_pipeline.db.policy import ConnectionPolicy
 from data_pipeline.errors import PipelineError, disk_full_details, is_disk_full
 from data_pipeline.llm.client import LLMClient
+from data_pipeline.tasks.failures import failure_code
 from data_pipeline.tasks.statuses import STEP_ENABLE_FLAGS, STEP_NAMES, ExecutionStatus, StepStatus
 from data_pipeline.steps import StepContext, get_step
 from data_pipeline.store import Execution, Task, TaskStore
@@ -94,6 +95,7 @@ class WorkflowRunner:
         self.parameters = task.parameters
         self.step_results: dict[str, dict] = {}
         self.error_message: str | None = None
+        self.error_code: str | None = None
 
     @property
     def execution_id(self) -> str:
@@ -118,6 +120,7 @@ class WorkflowRunner:
                 reason = _failure_message(exc, None)
                 logger.error("任务无法开始: %s", reason)
                 self.error_message = reason
+                self.error_code = failure_code(exc)
                 return self._finish(ExecutionStatus.FAILED, started)
             for step_name in self.steps_to_run():
                 if not self._run_step(step_name, context):
@@ -133,7 +136,8 @@ class WorkflowRunner:
     def _finish(self, status: ExecutionStatus, started: float) -> ExecutionStatus:
         # The result file first: a client that sees the run has ended finds the file saying how.
         self._write_task_result(status, started, self.error_message)
-        if not self.store.finish_execution(self.execution_id, status, error_message=self.error_message):
+        if not self.store.finish_execution(self.execution_id, status, error_message=self.error_message,
+                                           error_code=self.error_code):
             # Someone ended the execution first (a cancel in the last moment): the file follows the store.
             ended = self.store.get_execution(self.execution_id)
             if ended is not None:
@@ -152,7 +156,8 @@ class WorkflowRunner:
             task_id=self.task.task_id, task_dir=self.task_dir, settings=self.settings, db_url=db_url,
             db_name=self.task.db_name or database_name(db_url),
             business_context=self.task.business_context or "", tables=tables,
-            params=self.parameters, llm=LLMClient.from_settings(self.settings),
+            # an execute request's validate_by_execution overrides the task's
+            params={**self.parameters, **_overrides(self.options)}, llm=LLMClient.from_settings(self.settings),
             store_url=store_url(self.settings),
             backup_vector_tables=truncate or bool(self.options.get("backup_vector_tables")),
             truncate_vector_tables=truncate)
@@ -198,6 +203,7 @@ class WorkflowRunner:
             logger.error("■ 步骤 %s 失败，耗时 %.2fs: %s", step_name, duration, message,
                          exc_info=not isinstance(exc, PipelineError) and not is_disk_full(exc))
             self.error_message = f"步骤 {step_name} 失败: {message}"
+            self.error_code = failure_code(exc)
             self.store.finish_step(task_id, step_name, StepStatus.FAILED, execution_id=self.execution_id,
                                    error_message=message, result={"duration": round(duration, 3)})
             task_log.set_current_step(None)
@@ -240,3 +246,7 @@ class WorkflowRunner:
             })
         except OSError as exc:  # the outcome is in the store already; the file is a copy for users
             logger.warning("无法写入 %s: %s", TASK_RESULT_FILE, _failure_message(exc, None))
+
+
+def _overrides(options: dict) -> dict:
+    return {name: options[name] for name in ("validate_by_execution",) if name in options}

@@ -13,6 +13,7 @@ from sqlglot.dialects.postgres import Postgres
 from config import Settings
 from data_pipeline.db.demo_db import DEMO_TABLES
 from data_pipeline.errors import ValidationError
+from data_pipeline.qa.column_roles import roles_by_table
 from data_pipeline.qa.documents import load_table_documents
 from data_pipeline.qa.templates import table_candidates
 from data_pipeline.schema.names import parse_table_name
@@ -188,8 +189,8 @@ def demo_documents(demo_db_url, tmp_path_factory):
 
 
 def test_every_offline_template_sql_passes_the_check(demo_documents):
-    by_key = {doc.key: doc for doc in demo_documents}
-    candidates = [c.sql for doc in demo_documents for c in table_candidates(doc, by_key)]
+    by_key, roles = {doc.key: doc for doc in demo_documents}, roles_by_table(demo_documents)
+    candidates = [c.sql for doc in demo_documents for c in table_candidates(doc, by_key, roles)]
     assert len(candidates) > 50
     refused = [(sql, check_statement(sql).error) for sql in candidates if not check_statement(sql).ok]
     assert refused == []

@@ -4,6 +4,7 @@ import { api, taskUrl } from "./api.js";
 import { $, $$, confirmDialog, duration, fill, formatTime, h, setBadge, shortTime, toast, toastError } from "./dom.js";
 import { refreshFiles, resetFiles } from "./files.js";
 import { refreshLogs, resetLogs } from "./logs.js";
+import { refreshQuality, resetQuality } from "./quality.js";
 import { refreshTableList, resetTableList } from "./tablelist.js";
 import { markSelected, refreshTaskList } from "./tasklist.js";
 
@@ -33,6 +34,7 @@ export async function showTask(taskId) {
   $("#task-id").textContent = taskId;
   resetLogs(taskId);
   resetFiles(taskId);
+  resetQuality(taskId);
   resetTableList(taskId);
   const task = await refreshTask();
   if (task) {
@@ -101,7 +103,8 @@ function renderTask(task) {
   const error = $("#task-error");
   const showError = task.error_message && ["failed", "cancelled"].includes(task.status);
   error.hidden = !showError;
-  error.textContent = showError ? `错误信息 error_message：${task.error_message}` : "";
+  const code = task.error_code ? ` [${task.error_code}]` : "";
+  error.textContent = showError ? `错误信息 error_message${code}：${task.error_message}` : "";
 
   const running = task.status === "in_progress";
   $("#execute-btn").disabled = running;
@@ -210,7 +213,7 @@ async function refreshExecutions() {
       h("td", {}, h("span", { class: `badge s-${e.status}` }, e.status)),
       h("td", { class: "nowrap" }, formatTime(e.started_at)),
       h("td", { class: "nowrap" }, formatTime(e.completed_at)),
-      h("td", {}, e.error_message || "")));
+      h("td", {}, e.error_code ? `[${e.error_code}] ${e.error_message || ""}` : (e.error_message || ""))));
     fill($("#executions-table tbody"), rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "还没有执行记录")));
   } catch (error) {
     toastError(error);
@@ -220,6 +223,7 @@ async function refreshExecutions() {
 function refreshTab() {
   if (current.tab === "logs") refreshLogs();
   else if (current.tab === "files") refreshFiles();
+  else if (current.tab === "quality") refreshQuality();
   else if (current.tab === "executions") refreshExecutions();
 }
 
