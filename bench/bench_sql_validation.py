@@ -7,6 +7,8 @@ Creates a scratch database with the demo schema and data, and drops it at the en
 the offline generator's templates for the demo tables, varied by a LIMIT, with one in twenty
 made invalid (a misspelled column), as a generated file would have some.
 
+The sql_validation step runs twice at the end: EXPLAIN only and with the execution check.
+
 A business database is rarely on the same machine: `--latency-ms` repeats the comparison through
 a TCP relay on 127.0.0.1 that delays every packet by half that time each way.
 """
@@ -158,18 +160,25 @@ def main() -> None:
                 relay.terminate()
                 relay.wait(timeout=10)
 
-        with tempfile.TemporaryDirectory() as task_dir:
-            write_json_atomic(Path(task_dir) / "qs_bench_20250101_000000_pair.json",
-                              [{"question": f"问题{i}", "sql": sql} for i, sql in enumerate(sqls)])
-            ctx = StepContext(task_id="bench", task_dir=Path(task_dir), settings=settings, db_url=db_url,
-                              db_name="bench", business_context="", tables=[], llm=None,
-                              params={"enable_llm_repair": False, "modify_original_file": False})
-            started = time.perf_counter()
-            result = sql_validation.run(ctx)
-            step = time.perf_counter() - started
-
-        print(f"[sql_validation step, local database, incl. reports] {len(sqls) / step:8.1f} pairs/s "
-              f"({step:.2f} s), valid {result['valid_sql_count']}/{result['original_sql_count']}")
+        # The step as a task runs it: EXPLAIN only (validate_by_execution=false), then with the
+        # execution check (the default: what passes EXPLAIN also runs, read-only, row-limited).
+        figures = {}
+        for execute in (False, True):
+            with tempfile.TemporaryDirectory() as task_dir:
+                write_json_atomic(Path(task_dir) / "qs_bench_20250101_000000_pair.json",
+                                  [{"question": f"问题{i}", "sql": sql} for i, sql in enumerate(sqls)])
+                ctx = StepContext(task_id="bench", task_dir=Path(task_dir), settings=settings, db_url=db_url,
+                                  db_name="bench", business_context="", tables=[], llm=None,
+                                  params={"enable_llm_repair": False, "modify_original_file": False,
+                                          "validate_by_execution": execute})
+                started = time.perf_counter()
+                result = sql_validation.run(ctx)
+                figures[execute] = step = time.perf_counter() - started
+            label = "with the execution check" if execute else "EXPLAIN only          "
+            print(f"[sql_validation step, local database, incl. reports, {label}] {len(sqls) / step:8.1f} pairs/s "
+                  f"({step:.2f} s), valid {result['valid_sql_count']}/{result['original_sql_count']}, "
+                  f"executed {result['execution_check']['executed']}")
+        print(f"  execution check / EXPLAIN only: {figures[True] / figures[False]:.2f}x the time")
     finally:
         databases.drop_all()
 

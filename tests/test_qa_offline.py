@@ -2,6 +2,7 @@
 documents that promise a column the database does not have."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -16,7 +17,7 @@ from data_pipeline.db.demo_db import DEMO_TABLES
 from data_pipeline.qa import column_roles
 from data_pipeline.qa.documents import load_table_documents
 from data_pipeline.qa.offline import generate_offline
-from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
+from data_pipeline.steps import ddl_generation, qa_generation, sql_validation, training_load
 from data_pipeline.steps.context import StepContext
 from data_pipeline.schema.names import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
@@ -136,6 +137,20 @@ def test_then_sql_validation_finds_nothing_to_fix(demo_task, demo_db_url):
     validated = sql_validation.run(ctx)
     assert validated["pair_file"] == result["output_file"]
     assert validated["valid_sql_count"] == validated["original_sql_count"] == result["total_questions"]
+
+
+def test_training_load_self_recall_with_hash_embeddings(demo_task, make_embedded_db):
+    """Issue 16: after training_load, every demo pair's question finds its pair among the first
+    5 of the `sql` collection at least 90% of the time (hash embeddings); the report says so."""
+    task_dir, ctx, _, _ = demo_task
+    loaded = training_load.run(dataclasses.replace(ctx, store_url=make_embedded_db()))
+    retrieval = loaded["retrieval"]
+    assert retrieval["k"] == 5 and retrieval["self_recall_at_5"] >= 0.9, retrieval
+    assert 0 < retrieval["self_recall_at_1"] <= retrieval["self_recall_at_5"]
+    report = json.loads((task_dir / "quality_report.json").read_text(encoding="utf-8"))
+    assert report["retrieval"] == retrieval
+    assert report["pairs_total"] == loaded["data_type_counts"]["sql"]
+    print(f"\ndemo self-recall (hash embeddings): {retrieval}")
 
 
 def test_metadata_sql_runs(demo_task, make_local_db):

@@ -23,7 +23,7 @@ from data_pipeline.schema.names import TableName
 from data_pipeline.vector.documents import collect
 from tests.conftest import DatabaseFactory
 from tests.support.offline_workflow import run_offline_workflow
-from tests.support.pair_quality import check_pair_quality
+from tests.support.pair_quality import check_pair_quality, recount_validation
 from tests.support.schema_roundtrip import TYPES_FILE, differences, rebuild, snapshot
 from tests.test_schema_formats import check_ddl, check_md
 
@@ -271,6 +271,9 @@ def test_pairs_meet_the_quality_bar(workflow):
     """Issue 16: the partitioned payment (its date inside the primary key) is a fact table with a
     by-time question; every literal typed and quoted as compared; the report recounts."""
     report = check_pair_quality(workflow.task_dir)
+    assert report["validation"] == recount_validation(workflow.task_dir)
+    assert report["validation"]["executed"] == report["pairs_total"] > 0
+    assert report["retrieval"]["k"] == 5 and report["retrieval"]["self_recall_at_5"] > 0.5
     pairs = [p["sql"] for p in json.loads(workflow.files("*_pair.json")[0].read_text(encoding="utf-8"))]
     assert any("payment_date" in sql and "GROUP BY" in sql and "SUM(amount)" in sql for sql in pairs)
 

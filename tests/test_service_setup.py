@@ -10,7 +10,7 @@ import pytest
 
 from config import PROJECT_ROOT, ConfigError, Settings
 from tests.support.api_server import ApiServer, own_directories_env
-from tests.test_api_tasks import error_of
+from tests.support.envelope import error_of
 
 API_KEY = "k3y-for-tests-0042"
 

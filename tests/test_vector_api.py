@@ -22,7 +22,7 @@ from data_pipeline.vector.manifest import adopt_backup_set
 from data_pipeline.vector.store import ensure_collections, store_engine
 from tests.support.api_server import ApiServer, own_directories_env
 from tests.support.vector_tasks import copy_reference_task, table_rows
-from tests.test_api_tasks import error_of
+from tests.support.envelope import error_of
 
 VECTOR = "/api/v0/data_pipeline/vector"
 REFERENCE_TS = "20250721_215758"

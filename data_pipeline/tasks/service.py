@@ -154,7 +154,8 @@ class TaskService:
         return {"task_id": task_id, "deleted": True, "directory_removed": not directory.exists()}
 
     def execute_task(self, task_id: str, *, execution_mode: str, step_name: str | None,
-                     backup_vector_tables: bool | None, truncate_vector_tables: bool | None) -> dict:
+                     backup_vector_tables: bool | None, truncate_vector_tables: bool | None,
+                     validate_by_execution: bool | None = None) -> dict:
         if execution_mode not in ("complete", "step"):
             raise ValidationError("无效的执行模式，必须是 'complete' 或 'step'", invalid_params=["execution_mode"],
                                   error_code="INVALID_EXECUTION_MODE")
@@ -186,6 +187,8 @@ class TaskService:
         backup = parameters.get("backup_vector_tables", False) if backup_vector_tables is None \
             else backup_vector_tables
         options = {"backup_vector_tables": bool(backup or truncate), "truncate_vector_tables": bool(truncate)}
+        if validate_by_execution is not None:
+            options["validate_by_execution"] = validate_by_execution
         stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
         base = f"{task_id}_step_{step_name}_exec_{stamp}" if step_name else f"{task_id}_complete_exec_{stamp}"
         execution_id = self.store.claim_for_execution(task_id, execution_id_base=base, mode=execution_mode,

@@ -1,40 +1,22 @@
-"""The security tests' application: built in-process (`create_app`) over the session's embedded
-server, reached with Flask's test client, so no process boundary is paid where none is the point."""
+"""The security tests' application: the in-process service of tests/conftest.py (`web_app`,
+`client`, `make_app`; `build_app` from tests/support/in_process.py), so no process boundary is paid
+where none is the point."""
 from __future__ import annotations
 
 import pytest
 
-from config import Settings
+from tests.support.in_process import build_app, create_task, training_data_dir as app_training_data_dir
 
-
-def build_app(embedded_pg_dir, root, **overrides):
-    from data_pipeline.api import create_app
-
-    settings = Settings(embedded_pg_dir=embedded_pg_dir, training_data_dir=root / "training_data",
-                        log_dir=root / "logs", **overrides).validated()
-    return create_app(settings, configure_logging=False)
-
-
-@pytest.fixture(scope="session")
-def web_app(embedded_pg_dir, tmp_path_factory):
-    """The service on its default settings (no API key)."""
-    return build_app(embedded_pg_dir, tmp_path_factory.mktemp("security-app"))
-
-
-@pytest.fixture
-def client(web_app):
-    return web_app.test_client()
+__all__ = ["build_app"]
 
 
 @pytest.fixture
 def training_data_dir(web_app):
-    return web_app.extensions["data_pipeline"].settings.training_data_dir
+    return app_training_data_dir(web_app)
 
 
 @pytest.fixture
 def new_task(client):
     def create(**body) -> str:
-        response = client.post("/api/v0/data_pipeline/tasks", json=body)
-        assert response.status_code == 201, response.get_data(as_text=True)
-        return response.get_json()["data"]["task_id"]
+        return create_task(client, **body)
     return create

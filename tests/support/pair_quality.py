@@ -28,10 +28,22 @@ def task_files(task_dir: Path):
     return pair_file, pairs, docs, report
 
 
-def _reads(sql: str, doc) -> bool:
+def _ref_pattern(doc) -> str:
     ref = doc.name if doc.schema == "public" else f"{doc.schema}.{doc.name}"
-    pattern = "|".join(re.escape(r) for r in {ref, f'"{doc.name}"', f'{doc.schema}."{doc.name}"'})
-    return re.search(rf"\b(?:FROM|JOIN)\s+(?:{pattern})(?![\w.\"])", sql) is not None
+    return "|".join(re.escape(r) for r in {ref, f'"{doc.name}"', f'{doc.schema}."{doc.name}"'})
+
+
+def _reads(sql: str, doc) -> bool:
+    return re.search(rf"\b(?:FROM|JOIN)\s+(?:{_ref_pattern(doc)})(?![\w.\"])", sql) is not None
+
+
+def _column(sql: str, docs: list, qualifier: str, name: str):
+    """The documented column a comparison reads: through its alias, else in a table the SQL reads."""
+    read = [doc for doc in docs if _reads(sql, doc)]
+    if qualifier:
+        read = [doc for doc in read
+                if re.search(rf"\b(?:FROM|JOIN)\s+(?:{_ref_pattern(doc)})\s+{re.escape(qualifier)}\b", sql)] or read
+    return next((doc.column(name) for doc in read if doc.column(name) is not None), None)
 
 
 def _level(sql: str) -> str:
@@ -52,7 +64,6 @@ def check_pair_quality(task_dir: Path, *, bookkeeping: tuple[str, ...] = ()) -> 
     questions = [_NOISE.sub("", p["question"]).lower() for p in pairs]
     assert len(set(questions)) == len(questions), "duplicate questions"
 
-    columns = {c.name: c for doc in docs for c in doc.columns}
     keeping = {c.name for doc in docs for c in doc.columns if is_bookkeeping(c, bookkeeping)}
     touching = [p for p in pairs if keeping & set(re.findall(r"\w+", p["sql"]))]
     share = round(len(touching) / len(pairs), 4) if pairs else 0.0
@@ -61,7 +72,7 @@ def check_pair_quality(task_dir: Path, *, bookkeeping: tuple[str, ...] = ()) -> 
     for pair in pairs:
         compared = []
         for table, name, cast, literal, day, text, number in _COMPARISON.findall(pair["sql"]):
-            column = columns.get(name)
+            column = _column(pair["sql"], docs, table, name)
             if column is None:
                 continue
             value = day or (text.replace("''", "'") if literal.startswith("'") else number or literal.lower())
