@@ -36,6 +36,7 @@ class Settings:
     log_level: str = "INFO"
     flask_log_level: str = "INFO"
     api_key: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
     max_content_length: int = 12 * 1024 * 1024
 
     llm_base_url: str | None = None
@@ -44,6 +45,8 @@ class Settings:
     llm_concurrency: int = 4
     llm_timeout: float = 120.0
     llm_max_retries: int = 3
+    llm_max_output_tokens: int = 4096
+    llm_step_timeout: float = 1800.0
 
     embedding_provider: str = "hash"
     embedding_base_url: str | None = None
@@ -58,6 +61,11 @@ class Settings:
     sql_statement_timeout_ms: int = 30_000
     sql_explain_timeout_ms: int = 2_000
     sql_repair_rounds: int = 2
+    # The execution check of sql_validation (after EXPLAIN): its own timeout and row limit.
+    sql_execution_timeout_ms: int = 5_000
+    sql_execution_row_limit: int = 1_000
+    # More bookkeeping column names or fnmatch patterns (beyond last_update, updated_at, ...).
+    bookkeeping_columns: tuple[str, ...] = ()
 
     heartbeat_seconds: float = 2.0
     heartbeat_timeout_seconds: float = 30.0
@@ -160,6 +168,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "log_level": ("DATA_PIPELINE_LOG_LEVEL", "level"),
     "flask_log_level": ("FLASK_LOG_LEVEL", "level"),
     "api_key": ("DATA_PIPELINE_API_KEY", "str"),
+    "allowed_hosts": ("DATA_PIPELINE_ALLOWED_HOSTS", "list"),
     "max_content_length": ("DATA_PIPELINE_MAX_CONTENT_LENGTH", "int"),
     "llm_base_url": ("LLM_BASE_URL", "str"),
     "llm_api_key": ("LLM_API_KEY", "str"),
@@ -167,6 +176,8 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "llm_concurrency": ("LLM_CONCURRENCY", "int"),
     "llm_timeout": ("LLM_TIMEOUT", "float"),
     "llm_max_retries": ("LLM_MAX_RETRIES", "count"),
+    "llm_max_output_tokens": ("LLM_MAX_OUTPUT_TOKENS", "int"),
+    "llm_step_timeout": ("LLM_STEP_TIMEOUT", "float"),
     "embedding_provider": ("EMBEDDING_PROVIDER", "lower"),
     "embedding_base_url": ("EMBEDDING_BASE_URL", "str"),
     "embedding_api_key": ("EMBEDDING_API_KEY", "str"),
@@ -179,6 +190,9 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "sql_statement_timeout_ms": ("DATA_PIPELINE_SQL_STATEMENT_TIMEOUT_MS", "int"),
     "sql_explain_timeout_ms": ("DATA_PIPELINE_SQL_EXPLAIN_TIMEOUT_MS", "int"),
     "sql_repair_rounds": ("DATA_PIPELINE_SQL_REPAIR_ROUNDS", "count"),
+    "sql_execution_timeout_ms": ("DATA_PIPELINE_SQL_EXECUTION_TIMEOUT_MS", "int"),
+    "sql_execution_row_limit": ("DATA_PIPELINE_SQL_EXECUTION_ROW_LIMIT", "int"),
+    "bookkeeping_columns": ("DATA_PIPELINE_BOOKKEEPING_COLUMNS", "list"),
     "heartbeat_seconds": ("DATA_PIPELINE_HEARTBEAT_SECONDS", "float"),
     "heartbeat_timeout_seconds": ("DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS", "float"),
     "cancel_grace_seconds": ("DATA_PIPELINE_CANCEL_GRACE_SECONDS", "float"),

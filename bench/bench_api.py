@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from data_pipeline.db import embedded_pg  # noqa: E402
 from data_pipeline.store import TaskStore  # noqa: E402
-from tests.support.api_server import ApiServer  # noqa: E402
+from tests.support.api_server import ApiServer, own_directories_env  # noqa: E402
 
 def fill_store(store_url: str, count: int) -> list[str]:
     TaskStore(store_url).migrate()
@@ -109,9 +109,7 @@ def main() -> None:
     pg_dir = root / "pg"
     try:
         ids = fill_store(embedded_pg.store_url(pg_dir), args.tasks)
-        server = ApiServer({"DATA_PIPELINE_EMBEDDED_PG_DIR": str(pg_dir),
-                            "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
-                            "DATA_PIPELINE_LOG_DIR": str(root / "logs"), "FLASK_LOG_LEVEL": "WARNING"}, root)
+        server = ApiServer(own_directories_env(root, pg_dir, FLASK_LOG_LEVEL="WARNING"), root)
         server.start()
         try:
             base = server.url

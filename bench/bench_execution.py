@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from data_pipeline.db import embedded_pg  # noqa: E402
-from tests.support.api_server import ApiServer  # noqa: E402
+from tests.support.api_server import ApiServer, own_directories_env  # noqa: E402
 
 QUICK = {"ddl_generation": {}, "qa_generation": {}, "sql_validation": {}, "training_load": {}}
 
@@ -100,10 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dp-bench-exec-"))
     try:
-        server = ApiServer({"DATA_PIPELINE_EMBEDDED_PG_DIR": str(root / "pg"),
-                            "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
-                            "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
-                            "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps"}, root).start()
+        env = own_directories_env(root, DATA_PIPELINE_STEP_MODULES="tests.support.controlled_steps")
+        server = ApiServer(env, root).start()
         try:
             first = [first_log_latency(server) for _ in range(args.runs)]
             finished = [finish_latency(server) for _ in range(args.runs)]

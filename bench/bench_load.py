@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from data_pipeline.db import embedded_pg  # noqa: E402
-from tests.support.api_server import ApiServer  # noqa: E402
+from tests.support.api_server import ApiServer, own_directories_env  # noqa: E402
 from tests.support.load_mix import MixedLoad  # noqa: E402
 
 DEMO_TABLES = ["bss_business_day_data", "bss_car_day_count", "bss_company", "bss_section_route",
@@ -37,9 +37,7 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="dp-bench-load-"))
     try:
-        server = ApiServer({"DATA_PIPELINE_EMBEDDED_PG_DIR": str(root / "pg"),
-                            "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
-                            "DATA_PIPELINE_LOG_DIR": str(root / "logs"), "FLASK_LOG_LEVEL": "WARNING"}, root)
+        server = ApiServer(own_directories_env(root, FLASK_LOG_LEVEL="WARNING"), root)
         server.start(timeout=180)
         try:
             runners = []

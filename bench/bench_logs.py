@@ -135,12 +135,10 @@ def rss_kib(pid: int, field: str) -> int:
 
 def bench_http(logs: dict[str, tuple[Path, int]], runs: int) -> None:
     from data_pipeline.db import embedded_pg
-    from tests.support.api_server import ApiServer
+    from tests.support.api_server import ApiServer, own_directories_env
 
     root = Path(tempfile.mkdtemp(prefix="dp-bench-logs-", dir=OUT))
-    server = ApiServer({"DATA_PIPELINE_EMBEDDED_PG_DIR": str(root / "pg"),
-                        "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
-                        "DATA_PIPELINE_LOG_DIR": str(root / "logs"), "FLASK_LOG_LEVEL": "WARNING"}, root)
+    server = ApiServer(own_directories_env(root, FLASK_LOG_LEVEL="WARNING"), root)
     try:
         server.start(timeout=180)
         pid = server.process.pid

@@ -20,7 +20,6 @@ import re
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -30,10 +29,10 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from config import Settings  # noqa: E402
 from data_pipeline.db import demo_db  # noqa: E402
-from data_pipeline.db.connection import with_database  # noqa: E402
 from data_pipeline.llm.client import LLMClient  # noqa: E402
 from data_pipeline.steps import ddl_generation, qa_generation  # noqa: E402
 from data_pipeline.steps.context import StepContext  # noqa: E402
+from tests.conftest import DatabaseFactory  # noqa: E402
 from tests.support.fake_llm import FakeLLMServer, Reply  # noqa: E402
 
 
@@ -84,10 +83,8 @@ def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    name = f"bench_qa_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    db_url = with_database(args.admin_url, name)
+    databases = DatabaseFactory(args.admin_url, "bench_qa")
+    db_url = databases()
     try:
         with psycopg.connect(db_url) as conn:
             demo_db.populate(conn)
@@ -109,8 +106,7 @@ def main() -> None:
                       f"({'within' if wall <= 1.3 * ideal else 'over'} 1.3x); "
                       f"critical-path bound {critical:.2f} s -> ratio {wall / critical:.2f}")
     finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        databases.drop_all()
 
 
 if __name__ == "__main__":

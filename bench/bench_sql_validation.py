@@ -7,6 +7,8 @@ Creates a scratch database with the demo schema and data, and drops it at the en
 the offline generator's templates for the demo tables, varied by a LIMIT, with one in twenty
 made invalid (a misspelled column), as a generated file would have some.
 
+The sql_validation step runs twice at the end: EXPLAIN only and with the execution check.
+
 A business database is rarely on the same machine: `--latency-ms` repeats the comparison through
 a TCP relay on 127.0.0.1 that delays every packet by half that time each way.
 """
@@ -19,7 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -29,7 +30,6 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from config import Settings  # noqa: E402
 from data_pipeline.db import demo_db  # noqa: E402
-from data_pipeline.db.connection import with_database  # noqa: E402
 from data_pipeline.qa.column_roles import roles_by_table  # noqa: E402
 from data_pipeline.qa.documents import load_table_documents  # noqa: E402
 from data_pipeline.qa.templates import table_candidates  # noqa: E402
@@ -38,6 +38,7 @@ from data_pipeline.schema.names import parse_table_name  # noqa: E402
 from data_pipeline.steps.context import StepContext  # noqa: E402
 from data_pipeline.validation.explain_validator import SQLValidator  # noqa: E402
 from data_pipeline.tasks.directory import write_json_atomic  # noqa: E402
+from tests.conftest import DatabaseFactory  # noqa: E402
 
 
 def bench_sqls(db_url: str, count: int, settings: Settings) -> list[str]:
@@ -140,10 +141,8 @@ def main() -> None:
         relay.serve()
         return
     settings = Settings()
-    name = f"bench_sqlval_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    db_url = with_database(args.admin_url, name)
+    databases = DatabaseFactory(args.admin_url, "bench_sqlval")
+    db_url = databases()
     try:
         with psycopg.connect(db_url) as conn:
             demo_db.populate(conn)
@@ -161,21 +160,27 @@ def main() -> None:
                 relay.terminate()
                 relay.wait(timeout=10)
 
-        with tempfile.TemporaryDirectory() as task_dir:
-            write_json_atomic(Path(task_dir) / "qs_bench_20250101_000000_pair.json",
-                              [{"question": f"问题{i}", "sql": sql} for i, sql in enumerate(sqls)])
-            ctx = StepContext(task_id="bench", task_dir=Path(task_dir), settings=settings, db_url=db_url,
-                              db_name=name, business_context="", tables=[], llm=None,
-                              params={"enable_llm_repair": False, "modify_original_file": False})
-            started = time.perf_counter()
-            result = sql_validation.run(ctx)
-            step = time.perf_counter() - started
-
-        print(f"[sql_validation step, local database, incl. reports] {len(sqls) / step:8.1f} pairs/s "
-              f"({step:.2f} s), valid {result['valid_sql_count']}/{result['original_sql_count']}")
+        # The step as a task runs it: EXPLAIN only (validate_by_execution=false), then with the
+        # execution check (the default: what passes EXPLAIN also runs, read-only, row-limited).
+        figures = {}
+        for execute in (False, True):
+            with tempfile.TemporaryDirectory() as task_dir:
+                write_json_atomic(Path(task_dir) / "qs_bench_20250101_000000_pair.json",
+                                  [{"question": f"问题{i}", "sql": sql} for i, sql in enumerate(sqls)])
+                ctx = StepContext(task_id="bench", task_dir=Path(task_dir), settings=settings, db_url=db_url,
+                                  db_name="bench", business_context="", tables=[], llm=None,
+                                  params={"enable_llm_repair": False, "modify_original_file": False,
+                                          "validate_by_execution": execute})
+                started = time.perf_counter()
+                result = sql_validation.run(ctx)
+                figures[execute] = step = time.perf_counter() - started
+            label = "with the execution check" if execute else "EXPLAIN only          "
+            print(f"[sql_validation step, local database, incl. reports, {label}] {len(sqls) / step:8.1f} pairs/s "
+                  f"({step:.2f} s), valid {result['valid_sql_count']}/{result['original_sql_count']}, "
+                  f"executed {result['execution_check']['executed']}")
+        print(f"  execution check / EXPLAIN only: {figures[True] / figures[False]:.2f}x the time")
     finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        databases.drop_all()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,21 @@ class AuthenticationError(PipelineError):
     message = "未授权"
 
 
+class ForbiddenError(PipelineError):
+    """The request is understood but refused by policy (its Host, its Origin, its target)."""
+    status = 403
+    type = "AuthenticationError"
+    error_code = "FORBIDDEN"
+    message = "禁止访问"
+
+
+class UnsupportedMediaTypeError(PipelineError):
+    status = 415
+    type = "ValidationError"
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+    message = "不支持的内容类型"
+
+
 class NotFoundError(PipelineError):
     status = 404
     type = "NotFoundError"

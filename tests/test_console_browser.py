@@ -242,6 +242,18 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
     wait(browser, lambda d: saved.is_file() and saved.stat().st_size > 0)
     assert saved.read_bytes() == (server.training_data_dir / task_id / "bss_company.ddl").read_bytes()
 
+    # The quality report as pictures: a bar per table, the complexity levels, the figures.
+    quality = json.loads((server.training_data_dir / task_id / "quality_report.json").read_text(encoding="utf-8"))
+    find(browser, ".tab[data-tab=quality]").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#quality-view .chart-tables rect"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#quality-view .chart-tables rect")) == len(quality["tables"])
+    for level, count in quality["complexity"].items():
+        assert f" {count}" in find(browser, f"#quality-view .chart-complexity text[data-level={level}]").text
+    assert find(browser, "#quality-view [data-key=executed] dd").text == str(quality["validation"]["executed"])
+    recall = f"{quality['retrieval']['self_recall_at_5'] * 100:.1f}%"
+    assert find(browser, "#quality-view [data-key=self_recall_at_5] dd").text == recall
+    shots(browser, "08_quality", focus=".tabs")
+
     find(browser, ".tab[data-tab=logs]").click()
     Select(find(browser, "#log-step")).select_by_value("qa_generation")
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#log-view .log-line") and all(

@@ -1,7 +1,9 @@
 """Task execution (guide §3.2): real executor subprocesses, real HTTP, real PostgreSQL.
 
 The steps here are the controlled test steps of tests/support/controlled_steps.py, so each
-scenario decides what a step does (sleep, fail, crash) independently of the real steps.
+scenario decides what a step does (sleep, hold, fail, crash) independently of the real steps.
+The store's side of each transition is tested on both stores in test_task_store.py; the request
+checks that never start an executor run in-process.
 """
 from __future__ import annotations
 
@@ -10,71 +12,19 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.support.controlled_steps import quick_steps
-from tests.test_api_tasks import error_of
-
-TASKS = "/api/v0/data_pipeline/tasks"
-STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
-QUICK = quick_steps()
-
-
-def make_task(api, control: dict | None = None, tables=("bss_company", "bss_service_area"), **params) -> str:
-    task_id = api.create_task(task_name=params.pop("task_name", "执行测试"), **params)
-    api.set_table_list(task_id, list(tables))
-    write_control(api, task_id, control if control is not None else QUICK)
-    return task_id
+from tests.support.envelope import error_of
+from tests.support.in_process import create_task, get_task, training_data_dir
+from tests.support.task_runs import (QUICK, STEPS, TASKS, log_lines, make_task, process_exists, release,
+                                     run_with_held_step, task_dir, write_control)
+from tests.support.waiting import wait_until
 
 
-def write_control(api, task_id: str, control: dict) -> None:
-    (api.training_data_dir / task_id / "test_control.json").write_text(json.dumps(control), encoding="utf-8")
-
-
-def task_dir(api, task_id: str) -> Path:
-    return api.training_data_dir / task_id
-
-
-def executor_pid(api, task_id: str, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        history = api.get(f"{TASKS}/{task_id}/executions").json()["data"]["executions"]
-        if history and history[0].get("pid"):
-            return history[0]["pid"]
-        time.sleep(0.05)
-    raise AssertionError("executor pid never recorded")
-
-
-def wait_running(api, task_id: str, step: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = api.task(task_id)
-        if task["step_status"][step] == "running":
-            return task
-        time.sleep(0.05)
-    raise AssertionError(f"{step} never ran: {api.task(task_id)}")
-
-
-def run_with_sleeping_step(api, step: str, seconds: float) -> tuple[str, int]:
-    """A task executing with `step` sleeping `seconds`, once that step runs: (task id, executor pid)."""
-    task_id = make_task(api, {**QUICK, step: {"sleep": seconds}})
-    assert api.execute(task_id).status_code == 202
-    wait_running(api, task_id, step)
-    return task_id, executor_pid(api, task_id)
-
-
-def process_exists(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
-def log_lines(api, task_id: str) -> list[str]:
-    return (task_dir(api, task_id) / "data_pipeline.log").read_text(encoding="utf-8").splitlines()
+@pytest.fixture
+def api(embedded_api):
+    return embedded_api
 
 
 def test_complete_workflow_runs_all_steps_in_order(api):
@@ -187,18 +137,19 @@ def test_a_failed_backup_before_a_truncate_fails_with_vector_backup_failed(embed
     ({"execution_mode": "step", "step_name": "sql_validation"}, 400, "STEP_PREREQUISITE_NOT_MET", "step_name"),
     ({"execution_mode": "step", "step_name": "training_load"}, 400, "STEP_PREREQUISITE_NOT_MET", "step_name"),
 ])
-def test_execute_validation(api, body, status, code, param):
-    task_id = make_task(api)
-    body = error_of(api.execute(task_id, **body), status, code, param)
+def test_execute_validation(web_app, client, body, status, code, param):
+    task_id = create_task(client, task_name="执行校验")
+    (training_data_dir(web_app) / task_id / "table_list.txt").write_text("bss_company\nbss_service_area\n")
+    body = error_of(client.post(f"{TASKS}/{task_id}/execute", json=body), status, code, param)
     if code == "STEP_PREREQUISITE_NOT_MET" and "qa_generation" in str(body):
         assert "bss_company.ddl" in body["error"]["details"]
-    assert api.task(task_id)["status"] == "pending"
+    assert get_task(client, task_id)["status"] == "pending"
 
 
-def test_execute_without_table_list_and_unknown_task(api):
-    task_id = api.create_task(task_name="无表清单")
-    error_of(api.execute(task_id), 400, "TABLE_LIST_MISSING")
-    error_of(api.execute("task_20990101_000000"), 404, "TASK_NOT_FOUND")
+def test_execute_without_table_list_and_unknown_task(client):
+    task_id = create_task(client, task_name="无表清单")
+    error_of(client.post(f"{TASKS}/{task_id}/execute", json={}), 400, "TABLE_LIST_MISSING")
+    error_of(client.post(f"{TASKS}/task_20990101_000000/execute", json={}), 404, "TASK_NOT_FOUND")
 
 
 def test_step_mode_runs_one_step_and_resets_later_ones(api):
@@ -229,7 +180,7 @@ def test_step_mode_runs_one_step_and_resets_later_ones(api):
 
 
 def test_twenty_concurrent_executes_start_exactly_one(api):
-    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 2}})
+    task_id = make_task(api, {**QUICK, "ddl_generation": {"hold": "release"}})
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(lambda _: api.execute(task_id), range(20)))
     statuses = sorted(r.status_code for r in responses)
@@ -239,6 +190,7 @@ def test_twenty_concurrent_executes_start_exactly_one(api):
         if response.status_code == 409:
             assert response.json()["error"]["error_code"] == "TASK_ALREADY_RUNNING"
     error_of(api.delete(f"{TASKS}/{task_id}"), 409, "TASK_ALREADY_RUNNING")
+    release(api, task_id)
     assert api.wait_for(task_id)["status"] == "completed"
 
 
@@ -252,23 +204,22 @@ def test_vector_flags_from_request_override_the_task(api):
 
 def test_progress_is_reported_while_a_step_runs(embedded_api):
     api = embedded_api
-    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 3}})
+    task_id = make_task(api, {**QUICK, "ddl_generation": {"sleep": 1.5}})
     api.execute(task_id)
-    deadline = time.monotonic() + 20
-    progress = None
-    while time.monotonic() < deadline:
+
+    def progress_under_way():
         current = api.task(task_id)["current_step"]
         if current and current["progress"] and 0 < current["progress"]["done"] < current["progress"]["total"]:
-            progress = current["progress"]
-            break
-        time.sleep(0.1)
-    assert progress and progress["unit"] == "ticks" and progress["total"] == 30
+            return current["progress"]
+        return None
+    progress = wait_until(progress_under_way, timeout=20, what="progress between 0 and the total")
+    assert progress["unit"] == "ticks" and progress["total"] == 15
     assert api.wait_for(task_id)["status"] == "completed"
 
 
 def test_kill_minus_nine_mid_step_is_seen_within_ten_seconds(embedded_api):
     api = embedded_api
-    task_id, pid = run_with_sleeping_step(api, "qa_generation", 60)
+    task_id, pid = run_with_held_step(api, "qa_generation")
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     task = api.wait_for(task_id, statuses=("failed",), timeout=10)
@@ -286,7 +237,7 @@ def test_cancel_mid_step(embedded_api):
     api = embedded_api
     idle = make_task(api)
     error_of(api.post(f"{TASKS}/{idle}/cancel"), 409, "TASK_NOT_RUNNING")
-    task_id, pid = run_with_sleeping_step(api, "ddl_generation", 60)
+    task_id, pid = run_with_held_step(api, "ddl_generation")
     started = time.monotonic()
     response = api.post(f"{TASKS}/{task_id}/cancel")
     assert response.status_code == 200, response.text
@@ -294,10 +245,7 @@ def test_cancel_mid_step(embedded_api):
     assert time.monotonic() - started < 10
     assert task["step_status"]["ddl_generation"] == "cancelled"
     assert task["step_status"]["qa_generation"] == "pending"
-    deadline = time.monotonic() + 5
-    while process_exists(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not process_exists(pid)
+    wait_until(lambda: not process_exists(pid), timeout=5, what="executor gone")
     error_of(api.post(f"{TASKS}/{task_id}/cancel"), 409, "TASK_NOT_RUNNING")
     write_control(api, task_id, QUICK)
     assert api.execute(task_id).status_code == 202
@@ -306,17 +254,18 @@ def test_cancel_mid_step(embedded_api):
 
 def test_api_restart_during_a_run(embedded_api):
     api = embedded_api
-    task_id, pid = run_with_sleeping_step(api, "ddl_generation", 20)
+    task_id, pid = run_with_held_step(api, "ddl_generation")
     api.restart()
-    if process_exists(pid):  # a slow machine may take the whole sleep to restart the API
-        assert api.task(task_id)["status"] == "in_progress"
+    assert process_exists(pid), "the executor outlives the API"
+    assert api.task(task_id)["status"] == "in_progress"
+    release(api, task_id)
     task = api.wait_for(task_id, timeout=60)
     assert task["status"] == "completed", task
 
 
 def test_executor_lost_while_the_api_was_down_is_settled_at_start(embedded_api):
     api = embedded_api
-    task_id, pid = run_with_sleeping_step(api, "ddl_generation", 60)
+    task_id, pid = run_with_held_step(api, "ddl_generation")
     api.stop()
     os.kill(pid, signal.SIGKILL)
     api.start()

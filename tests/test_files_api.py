@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.test_api_tasks import error_of
-from tests.test_execution import QUICK, make_task, task_dir, write_control
+from tests.support.envelope import error_of
+from tests.support.task_runs import QUICK, make_task, task_dir, write_control
 
 TASKS = "/api/v0/data_pipeline/tasks"
 

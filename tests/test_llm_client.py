@@ -9,8 +9,8 @@ import pytest
 
 from config import Settings
 from data_pipeline.errors import LLMError
-from data_pipeline.llm.client import LLMClient, extract_json, strip_think
-from tests.support.fake_llm import ConcurrencyProbe, FakeLLMServer, Reply
+from data_pipeline.llm.client import REASK_EXTRA_CHARS, LLMBudgetExceeded, LLMClient, extract_json, strip_think
+from tests.support.fake_llm import ConcurrencyProbe, FakeLLMServer, Reply, rambling
 
 MESSAGES = [{"role": "user", "content": "你好"}]
 
@@ -40,8 +40,9 @@ def test_answer_without_think_block_and_usage_logged(caplog):
         client = client_for(server)
         with caplog.at_level(logging.INFO, logger="LLMClient"):
             assert client.chat(MESSAGES) == "公司信息表"
-    assert client.usage_summary() == {"calls": 1, "prompt_tokens": 10, "completion_tokens": 5}
-    assert "prompt=10 completion=5" in caplog.text
+    assert client.usage_summary() == {"calls": 1, "prompt_tokens": 2, "completion_tokens": 34,
+                                      "answered": 1, "unreachable": 0, "refused": 0}
+    assert "prompt=2 completion=34" in caplog.text
     assert server.chat_requests()[0]["messages"] == MESSAGES
 
 
@@ -184,3 +185,118 @@ def test_from_settings():
 def test_strip_think_keeps_plain_answers():
     assert strip_think("  公司表  ") == "公司表"
     assert strip_think("<think>未完成的思考") == ""
+
+
+# ---- budgets, JSON mode, re-asks (issue 17) -------------------------------------------------
+
+def needs_name(value):
+    if not isinstance(value, dict) or "name" not in value:
+        raise ValueError("缺少 name 字段")
+    return value["name"]
+
+
+def test_every_request_carries_a_budget_capped_by_the_setting():
+    with FakeLLMServer(lambda r: Reply(content='{"name": "好"}')) as server:
+        client = client_for(server, max_output_tokens=500)
+        client.chat(MESSAGES)
+        client.chat_json(MESSAGES, max_tokens=200)
+        client.chat_json(MESSAGES, max_tokens=10_000)
+        assert [r["max_tokens"] for r in server.chat_requests()] == [500, 200, 500]
+    settings = Settings().with_overrides(llm_base_url="http://127.0.0.1:9/v1", llm_model="m",
+                                         llm_max_output_tokens=321)
+    assert LLMClient.from_settings(settings).max_output_tokens == 321
+
+
+def test_an_answer_cut_off_at_the_budget_is_malformed_and_the_re_ask_quotes_only_an_excerpt():
+    marker = "RAMBLE-7f3"
+    with FakeLLMServer(rambling(marker)) as server:
+        with pytest.raises(LLMError, match="截断"):
+            client_for(server, max_output_tokens=3000).chat_json(MESSAGES, validate=needs_name)
+        first, again = server.chat_requests()
+    assert first["max_tokens"] == again["max_tokens"] == 3000
+    length = lambda request: sum(len(m["content"]) for m in request["messages"])   # noqa: E731
+    assert length(again) <= length(first) + REASK_EXTRA_CHARS
+    assert marker in again["messages"][-2]["content"], "the excerpt shows the model what went wrong"
+    with FakeLLMServer(rambling(marker)) as server:
+        with pytest.raises(LLMError, match="截断"):
+            client_for(server).chat(MESSAGES, max_tokens=50)
+
+
+def test_a_truncated_answer_is_asked_again_once_and_a_complete_one_is_used():
+    with FakeLLMServer(scripted(Reply(content='{"name": "很长很长', finish_reason="length"),
+                                Reply(content='{"name": "公司"}'))) as server:
+        assert client_for(server).chat_json(MESSAGES, validate=needs_name) == "公司"
+        assert len(server.chat_requests()) == 2
+
+
+def test_prose_and_code_around_the_json_find_the_answer():
+    answer = ('好的！先看一段示例代码：\n```python\nrow = {"nom": 1}\nprint(row)\n```\n'
+              '最终答案如下：\n```json\n{"name": "公司"}\n```\n希望对你有帮助。')
+    with FakeLLMServer(lambda r: Reply(content=answer)) as server:
+        assert client_for(server).chat_json(MESSAGES, validate=needs_name) == "公司"
+        assert len(server.chat_requests()) == 1
+
+
+def test_json_mode_is_asked_for_and_dropped_for_good_when_the_server_refuses_it(caplog):
+    with FakeLLMServer(lambda r: Reply(content='{"name": "公司"}'), refuse_response_format=True) as server:
+        client = client_for(server)
+        with caplog.at_level(logging.INFO, logger="LLMClient"):
+            assert client.chat_json(MESSAGES, validate=needs_name) == "公司"
+        again = client_for(server)   # a new client in the same process remembers
+        assert again.chat_json(MESSAGES, validate=needs_name) == "公司"
+        requests = server.chat_requests()
+    assert requests[0]["response_format"] == {"type": "json_object"}
+    assert [("response_format" in r) for r in requests] == [True, False, False]
+    assert "response_format" in caplog.text
+
+
+def test_any_400_on_the_first_json_call_drops_json_mode_but_a_later_400_does_not():
+    def responder(request):
+        if "response_format" in request and len(responder.seen) == 0:
+            responder.seen.append(request)
+            return Reply(status=400)     # says nothing about the parameter
+        return Reply(content='{"name": "公司"}')
+    responder.seen = []
+    with FakeLLMServer(responder) as server:
+        assert client_for(server).chat_json(MESSAGES, validate=needs_name) == "公司"
+        assert [("response_format" in r) for r in server.chat_requests()] == [True, False]
+
+    with FakeLLMServer(scripted(Reply(content='{"name": "公司"}'), Reply(status=400))) as server:
+        client = client_for(server)
+        client.chat_json(MESSAGES, validate=needs_name)   # accepted: the server knows the parameter
+        with pytest.raises(LLMError, match="HTTP 400"):
+            client.chat_json(MESSAGES, validate=needs_name)
+        assert [("response_format" in r) for r in server.chat_requests()] == [True, True]
+
+
+def test_a_prompt_beyond_the_context_is_refused_and_the_client_says_so():
+    with FakeLLMServer(lambda r: Reply(content='{"name": "公司"}'), context_size=50) as server:
+        client = client_for(server)
+        before = client.usage_summary()
+        with pytest.raises(LLMError, match="HTTP 400"):
+            client.chat_json([{"role": "user", "content": "长" * 80}], validate=needs_name)
+        assert "拒绝" in client.unavailable_reason(before)
+        assert client.chat_json(MESSAGES, validate=needs_name) == "公司"
+        assert client.unavailable_reason(before) is None, "it answered once: not unavailable"
+
+
+def test_an_unreachable_server_is_named_as_such():
+    with FakeLLMServer(lambda r: Reply(status=503)) as server:
+        client = client_for(server, max_retries=0)
+        before = client.usage_summary()
+        with pytest.raises(LLMError):
+            client.chat_json(MESSAGES)
+    assert "无法连接" in client.unavailable_reason(before)
+
+
+def test_the_step_budget_ends_model_work_at_once():
+    with FakeLLMServer(lambda r: Reply(content='{"name": "公司"}', delay=1.0)) as server:
+        client = client_for(server, timeout=30.0, max_retries=3)
+        started = time.monotonic()
+        with client.step_budget(0.3):
+            with pytest.raises(LLMError):
+                client.chat_json(MESSAGES, validate=needs_name)
+            with pytest.raises(LLMBudgetExceeded):
+                client.chat_json(MESSAGES, validate=needs_name)
+        assert time.monotonic() - started < 0.9
+        assert client.chat_json(MESSAGES, validate=needs_name) == "公司", "outside the block: no budget"

@@ -7,8 +7,8 @@ import pytest
 
 from data_pipeline.logs import LogQuery
 from data_pipeline.timeutil import parse_time
-from tests.test_api_tasks import error_of
-from tests.test_execution import make_task, task_dir, write_control
+from tests.support.envelope import error_of
+from tests.support.task_runs import make_task, task_dir, write_control
 from tests.test_logs_reader import brute_force_entries, brute_force_query
 
 TASKS = "/api/v0/data_pipeline/tasks"

@@ -7,15 +7,14 @@ import json
 import pytest
 
 from data_pipeline.db.demo_db import DEMO_TABLES
-from tests.support.api_server import ApiServer
+from tests.support.api_server import ApiServer, own_directories_env
 
 
 @pytest.fixture(scope="module")
 def real_steps_api(embedded_pg_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("api-real-steps")
-    env = {"DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"), "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
-           "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir), "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
-           "LLM_BASE_URL": "", "LLM_MODEL": ""}
+    env = own_directories_env(root, embedded_pg_dir, DATA_PIPELINE_HEARTBEAT_SECONDS="0.5", LLM_BASE_URL="",
+                              LLM_MODEL="")
     server = ApiServer(env, root).start()
     yield server
     server.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -153,34 +154,40 @@ def task_dir(tmp_path) -> Path:
     return tmp_path
 
 
-def make_context(task_dir: Path, server: FakeLLMServer, *, concurrency: int = 3) -> StepContext:
+def make_context(task_dir: Path, server: FakeLLMServer, *, concurrency: int = 3,
+                 db_url: str = "postgresql://postgres@127.0.0.1:1/unused") -> StepContext:
     settings = Settings().with_overrides(llm_base_url=server.base_url, llm_model="fake", llm_concurrency=concurrency,
                                          qa_theme_count=4, qa_pairs_per_theme=3)
     llm = LLMClient(base_url=server.base_url, model="fake", max_retries=0, concurrency=concurrency)
     return StepContext(task_id="task_test", task_dir=task_dir, settings=settings,
-                       db_url="postgresql://postgres@127.0.0.1:1/unused", db_name="service_db",
+                       db_url=db_url, db_name="service_db",
                        business_context="高速公路服务区管理系统", tables=["company", "service_area", "day_data"],
                        params={}, llm=llm)
 
 
-def test_llm_generation_partial_failure_then_resume(task_dir, make_local_db):
+def test_a_failing_theme_gets_offline_pairs_and_is_counted(task_dir, make_local_db, caplog):
     llm = ScriptedLLM(failing={"失败主题"}, delay=0.2)
+    db_url = make_local_db(COMPANY_DDL + AREA_DDL + DAY_DDL)
     with FakeLLMServer(llm) as server:
-        ctx = make_context(task_dir, server)
+        ctx = make_context(task_dir, server, db_url=db_url)
         progress = []
         ctx.report_progress = lambda done, total, unit: progress.append((done, total, unit))
-        result = qa_generation.run(ctx)
+        with caplog.at_level(logging.INFO):
+            result = qa_generation.run(ctx)
 
-    assert result["total_themes"] == 4 and result["successful_themes"] == 3
-    assert result["failed_themes"] == ["失败主题"]
+    assert result["total_themes"] == result["successful_themes"] == 4 and result["failed_themes"] == []
+    assert result["llm_fallbacks"] == 1 and result["llm_fallback_parts"] == ["主题问答对「失败主题」"]
+    assert "主题问答对「失败主题」：LLM的回答无法使用，改用离线生成" in caplog.text
     assert not Path(result["output_file"]).is_absolute() and result["output_file"].startswith("qs_service_db_")
     pairs = json.loads((task_dir / result["output_file"]).read_text(encoding="utf-8"))
     questions = [p["question"] for p in pairs]
-    assert questions == ["2023年各公司的营收合计是多少？", "有多少家公司？", "公司名称列表",
-                         "每个公司有几个服务区？", "服务区总数是多少？",
-                         "2024年各公司的营收合计是多少？", "每天的营收合计"]
-    assert result["total_questions"] == 7 and result["duplicates_removed"] == 1
-    assert progress[-1] == (3, 4, "themes")
+    assert questions[:7] == ["2023年各公司的营收合计是多少？", "有多少家公司？", "公司名称列表",
+                             "每个公司有几个服务区？", "服务区总数是多少？",
+                             "2024年各公司的营收合计是多少？", "每天的营收合计"]
+    offline = pairs[7:]
+    assert len(offline) == 3 and all("day_data" in p["sql"] for p in offline), offline
+    assert result["total_questions"] == 10 and result["duplicates_removed"] == 1
+    assert progress[-1] == (4, 4, "themes")
 
     # Each theme's prompt carries its own tables and no others.
     area_prompt = llm.theme_prompts["服务区分布"]
@@ -189,41 +196,23 @@ def test_llm_generation_partial_failure_then_resume(task_dir, make_local_db):
     assert "company" not in llm.theme_prompts["日营收趋势"]
     assert 1 < llm.max_in_flight <= 3, "themes (and the scope with the theme plan) run concurrently, bounded"
 
-    # metadata.txt lists the successful themes and runs as SQL.
-    db_url = make_local_db()
+    # metadata.txt lists the themes and runs as SQL.
     run_sql_file(db_url, task_dir / "metadata.txt")
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("select topic_name, related_tables from metadata order by id").fetchall()
     assert rows == [("公司经营分析", ["company", "day_data", "service_area"]),
-                    ("服务区分布", ["service_area", "company"]), ("日营收趋势", ["day_data"])]
+                    ("服务区分布", ["service_area", "company"]), ("日营收趋势", ["day_data"]),
+                    ("失败主题", ["day_data"])]
     assert (task_dir / "db_query_decision_prompt.txt").read_text(encoding="utf-8") == (
         "=== 数据库业务范围 ===\n当前数据库存储的是服务区经营的相关数据，包含以下业务数据：\n核心业务实体：\n"
         "- 服务区：高速公路服务区，主要字段：area_name\n关键业务指标：\n- 日营收：每日支付总金额\n")
-
-    # The finished themes were kept: a second run asks only for the failed one.
-    checkpoint = task_dir / CHECKPOINT_DIR
-    assert sorted(p.name for p in checkpoint.iterdir()) == ["plan.json", "theme_000.json", "theme_001.json",
-                                                           "theme_002.json"]
-    healthy = ScriptedLLM()
-    with FakeLLMServer(healthy) as server:
-        again = qa_generation.run(make_context(task_dir, server))
-    assert healthy.kinds == ["pairs:失败主题"]
-    assert again["failed_themes"] == [] and again["successful_themes"] == 4
-    assert again["total_questions"] == 8
-    assert not checkpoint.exists()
+    assert not (task_dir / CHECKPOINT_DIR).exists()
 
 
-def test_theme_extraction_failure_fails_the_step(task_dir):
-    with FakeLLMServer(lambda request: Reply(status=500)) as server:
-        with pytest.raises(StepFailed, match="业务主题提取失败"):
-            qa_generation.run(make_context(task_dir, server))
-    assert not list(task_dir.glob("*_pair.json"))
-
-
-def test_every_theme_failing_fails_the_step(task_dir):
-    llm = ScriptedLLM(failing={"公司经营分析", "服务区分布", "日营收趋势", "失败主题"})
-    with FakeLLMServer(llm) as server:
-        with pytest.raises(StepFailed, match="所有主题"):
+@pytest.mark.parametrize("status, reason", [(500, "无法连接"), (401, "拒绝了全部")])
+def test_a_model_that_cannot_be_reached_or_refuses_every_call_fails_the_step(task_dir, status, reason):
+    with FakeLLMServer(lambda request: Reply(status=status)) as server:
+        with pytest.raises(StepFailed, match=f"业务主题提取失败: LLM服务{reason}"):
             qa_generation.run(make_context(task_dir, server))
     assert not list(task_dir.glob("*_pair.json"))
 

@@ -2,6 +2,7 @@
 documents that promise a column the database does not have."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -16,10 +17,11 @@ from data_pipeline.db.demo_db import DEMO_TABLES
 from data_pipeline.qa import column_roles
 from data_pipeline.qa.documents import load_table_documents
 from data_pipeline.qa.offline import generate_offline
-from data_pipeline.steps import ddl_generation, qa_generation, sql_validation
+from data_pipeline.steps import ddl_generation, qa_generation, sql_validation, training_load
 from data_pipeline.steps.context import StepContext
 from data_pipeline.schema.names import parse_table_name
 from data_pipeline.validation.explain_validator import SQLValidator
+from tests.support.pair_quality import check_pair_quality
 from tests.test_qa_writers import run_sql_file
 
 PAIR_FILE = re.compile(r"^qs_highway_db_\d{8}_\d{6}_pair\.json$")
@@ -93,6 +95,19 @@ def test_at_least_ten_pairs_per_table_with_three_or_more_columns(demo_task):
         assert shape in kinds, shape
 
 
+def test_pairs_are_exact_varied_and_the_report_recounts(demo_task):
+    """Issue 16 on the demo database: no duplicate, few bookkeeping pairs, exact literals, a
+    by-time question per fact table, the report equal to a recount; and a spread of complexity."""
+    task_dir, _, result, _ = demo_task
+    report = check_pair_quality(task_dir)
+    assert report["pairs_total"] == result["total_questions"]
+    levels = report["complexity"]
+    assert sum(1 for count in levels.values() if count) >= 3, levels
+    assert (levels["complex"] + levels["highly_complex"]) / report["pairs_total"] >= 0.15, levels
+    assert report["retrieval"] is None and report["llm_fallbacks"] == 0
+    assert "| bss_car_day_count |" in (task_dir / "quality_report.md").read_text(encoding="utf-8")
+
+
 def test_column_roles_are_worked_out_once_per_table_per_run(demo_task, demo_db_url, tmp_path, monkeypatch):
     """One qa_generation run decides each table's column roles once and carries them to the
     templates, the themes and the business scope."""
@@ -102,9 +117,9 @@ def test_column_roles_are_worked_out_once_per_table_per_run(demo_task, demo_db_u
             shutil.copy(path, tmp_path / path.name)
     original, calls = column_roles.table_roles, Counter()
 
-    def counting(doc):
+    def counting(doc, *args):
         calls[doc.table.full_name] += 1
-        return original(doc)
+        return original(doc, *args)
 
     # Wherever a module holds the function, so an import by name elsewhere is counted too.
     holders = [m for name, m in list(sys.modules.items())
@@ -122,6 +137,20 @@ def test_then_sql_validation_finds_nothing_to_fix(demo_task, demo_db_url):
     validated = sql_validation.run(ctx)
     assert validated["pair_file"] == result["output_file"]
     assert validated["valid_sql_count"] == validated["original_sql_count"] == result["total_questions"]
+
+
+def test_training_load_self_recall_with_hash_embeddings(demo_task, make_embedded_db):
+    """Issue 16: after training_load, every demo pair's question finds its pair among the first
+    5 of the `sql` collection at least 90% of the time (hash embeddings); the report says so."""
+    task_dir, ctx, _, _ = demo_task
+    loaded = training_load.run(dataclasses.replace(ctx, store_url=make_embedded_db()))
+    retrieval = loaded["retrieval"]
+    assert retrieval["k"] == 5 and retrieval["self_recall_at_5"] >= 0.9, retrieval
+    assert 0 < retrieval["self_recall_at_1"] <= retrieval["self_recall_at_5"]
+    report = json.loads((task_dir / "quality_report.json").read_text(encoding="utf-8"))
+    assert report["retrieval"] == retrieval
+    assert report["pairs_total"] == loaded["data_type_counts"]["sql"]
+    print(f"\ndemo self-recall (hash embeddings): {retrieval}")
 
 
 def test_metadata_sql_runs(demo_task, make_local_db):

@@ -1,4 +1,5 @@
-"""The database tools endpoints and step 1 through the running service (real HTTP, real executor)."""
+"""The database tools endpoints in-process (Flask's test client), and step 1 through a running
+service (real HTTP, real executor)."""
 from __future__ import annotations
 
 import json
@@ -6,26 +7,12 @@ import json
 import pytest
 
 from data_pipeline.db.demo_db import DEMO_TABLES
+from tests.support.envelope import data_of, error_of, text_of
 from tests.test_schema_formats import check_ddl, check_md
 
 TABLES = "/api/v0/database/tables"
 TABLE_DDL = "/api/v0/database/table/ddl"
 SECRET = "Sup3r-secret-pw"
-
-
-def data_of(response, message: str) -> dict:
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["success"] is True and body["code"] == 200 and body["message"] == message
-    return body["data"]
-
-
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False and body["error"]["error_code"] == code, body
-    assert "Traceback" not in response.text
-    return body["error"]
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +29,24 @@ def ods_db(local_pg_admin_url):
     factory.drop_all()
 
 
-def test_tables_of_the_default_demo_database(embedded_api):
-    data = data_of(embedded_api.post(TABLES, json={}), "获取表列表成功")
+def test_tables_of_the_default_demo_database(client):
+    data = data_of(client.post(TABLES, json={}), "获取表列表成功")
     assert data["tables"] == [f"public.{t}" for t in sorted(DEMO_TABLES)]
     assert data["total"] == 7 and data["db_connection_info"] == {"database": "highway_db"}
 
 
-def test_tables_with_schemas_pattern_and_views(embedded_api, ods_db):
-    data = data_of(embedded_api.post(TABLES, json={"db_connection": ods_db, "schema": "public, ODS",
+def test_tables_with_schemas_pattern_and_views(client, ods_db):
+    data = data_of(client.post(TABLES, json={"db_connection": ods_db, "schema": "public, ODS",
                                                    "table_name_pattern": "bss_*"}), "获取表列表成功")
     assert data["tables"] == ["ods.bss_company", "public.bss_company"]
     assert data["schemas"] == ["public", "ods"] and data["table_name_pattern"] == "bss_*"
-    with_views = data_of(embedded_api.post(TABLES, json={"db_connection": ods_db, "include_views": True,
+    with_views = data_of(client.post(TABLES, json={"db_connection": ods_db, "include_views": True,
                                                          "schema": "public"}), "获取表列表成功")
     assert with_views["tables"] == ["public.bss_company", "public.bss_view"]
 
 
-def test_table_ddl_of_the_demo_database(embedded_api):
-    data = data_of(embedded_api.post(TABLE_DDL, json={"table": "public.bss_company", "type": "both",
+def test_table_ddl_of_the_demo_database(client):
+    data = data_of(client.post(TABLE_DDL, json={"table": "public.bss_company", "type": "both",
                                                       "business_context": "高速公路服务区管理系统"}), "获取表DDL成功")
     check_ddl(data["ddl"])
     check_md(data["md"])
@@ -67,7 +54,7 @@ def test_table_ddl_of_the_demo_database(embedded_api):
     assert data["fields"][0]["column_name"] == "id" and data["fields"][0]["max_length"] == 32
     assert data["generation_info"]["database"] == "highway_db"
     assert data["generation_info"]["has_llm_comments"] is False
-    only_md = data_of(embedded_api.post(TABLE_DDL, json={"table": "bss_company", "type": "md"}), "获取表DDL成功")
+    only_md = data_of(client.post(TABLE_DDL, json={"table": "bss_company", "type": "md"}), "获取表DDL成功")
     assert "ddl" not in only_md and only_md["md"].startswith("## bss_company（服务区管理公司信息表）")
 
 
@@ -78,22 +65,22 @@ def test_table_ddl_of_the_demo_database(embedded_api):
     ({"table": "bad name;"}, 400, "INVALID_TABLE_NAME", "table"),
     ({"table": "bss_company", "db_connection": "mysql://x/y"}, 400, "VALIDATION_ERROR", "db_connection"),
 ])
-def test_table_ddl_errors(embedded_api, body, status, code, param):
-    error = error_of(embedded_api.post(TABLE_DDL, json=body), status, code)
+def test_table_ddl_errors(client, body, status, code, param):
+    error = error_of(client.post(TABLE_DDL, json=body), status, code)["error"]
     assert param in error["invalid_params"]
 
 
-def test_include_views_must_be_a_boolean(embedded_api):
-    error = error_of(embedded_api.post(TABLES, json={"include_views": "yes"}), 400, "VALIDATION_ERROR")
+def test_include_views_must_be_a_boolean(client):
+    error = error_of(client.post(TABLES, json={"include_views": "yes"}), 400, "VALIDATION_ERROR")["error"]
     assert error["invalid_params"] == ["include_views"]
 
 
 @pytest.mark.parametrize("path, body", [(TABLES, {}), (TABLE_DDL, {"table": "t"})])
-def test_unreachable_database_is_a_connection_error_without_password(embedded_api, path, body):
+def test_unreachable_database_is_a_connection_error_without_password(client, path, body):
     url = f"postgresql://nobody:{SECRET}@127.0.0.1:1/somedb"
-    response = embedded_api.post(path, json={**body, "db_connection": url})
+    response = client.post(path, json={**body, "db_connection": url})
     error_of(response, 500, "DATABASE_CONNECTION_ERROR")
-    assert SECRET not in response.text
+    assert SECRET not in text_of(response)
 
 
 def test_ddl_generation_step_through_the_executor(embedded_api):

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from config import PROJECT_ROOT, ConfigError, Settings
-from tests.support.api_server import ApiServer
-from tests.test_api_tasks import error_of
+from tests.support.api_server import ApiServer, own_directories_env
+from tests.support.envelope import error_of
 
 API_KEY = "k3y-for-tests-0042"
 
@@ -69,10 +69,7 @@ def test_migrations_are_idempotent_and_safe_in_parallel(make_local_db):
 @pytest.fixture(scope="module")
 def keyed_api(embedded_pg_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("api-keyed")
-    env = {"DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir),
-           "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
-           "DATA_PIPELINE_LOG_DIR": str(root / "logs"), "DATA_PIPELINE_API_KEY": API_KEY}
-    server = ApiServer(env, root).start()
+    server = ApiServer(own_directories_env(root, embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY), root).start()
     yield server
     server.stop()
 

@@ -191,7 +191,9 @@ def test_reference_pairs_on_tables_built_from_reference_ddl(reference_dir, make_
     db_url = make_local_db("\n".join(render_create_table(doc) + ";" for doc in docs))
     shutil.copy(source / REFERENCE_PAIRS, tmp_path / REFERENCE_PAIRS)
 
-    result = sql_validation.run(make_context(tmp_path, db_url, enable_llm_repair=False, modify_original_file=False))
+    # The tables are empty: EXPLAIN only (the execution check would call every named value missing).
+    result = sql_validation.run(make_context(tmp_path, db_url, enable_llm_repair=False, modify_original_file=False,
+                                             validate_by_execution=False))
 
     assert result["original_sql_count"] == 50
     assert result["valid_sql_count"] == 43, "the reference claimed 50 valid; 7 fail on its own schema"

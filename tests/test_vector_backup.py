@@ -16,6 +16,7 @@ from data_pipeline.steps import training_load
 from data_pipeline.vector.backup import backup_vector_tables
 from data_pipeline.vector.restore import restore_backup
 from tests.support.vector_tasks import collections, copy_reference_task, step_context, table_rows
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -36,6 +37,13 @@ def read_csv(path) -> list[dict]:
     csv.field_size_limit(sys.maxsize)
     with open(path, newline="", encoding="utf-8") as stream:
         return list(csv.DictReader(stream))
+
+
+def lock_waiters(url: str) -> int:
+    """Sessions of this database waiting for a lock another transaction holds."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("select count(*) from pg_stat_activity where datname = current_database() "
+                            "and wait_event_type = 'Lock'").fetchone()[0]
 
 
 def embedding_count(url: str) -> int:
@@ -172,7 +180,7 @@ def test_a_writer_waiting_on_the_lock_lands_in_the_backup_not_in_the_void(loaded
     worker = threading.Thread(target=lambda: outcome.update(
         backup_vector_tables(store, tmp_path / "bak", truncate=True)))
     worker.start()
-    time.sleep(0.5)
+    wait_until(lambda: lock_waiters(store), what="the backup waiting for the writer's lock")
     assert worker.is_alive()  # waiting for the writer's transaction
     writer.commit()
     writer.close()

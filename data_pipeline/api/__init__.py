@@ -1,7 +1,6 @@
 """The Flask application factory: `create_app(settings)` builds an app with its own store."""
 from __future__ import annotations
 
-import hmac
 import importlib
 import logging
 import time
@@ -11,15 +10,24 @@ from flask import Flask, g, request
 from config import Settings
 from data_pipeline.api.context import Services
 from data_pipeline.api.endpoints import declared_endpoints
-from data_pipeline.api.envelope import register_error_handlers
+from data_pipeline.api.envelope import register_error_handlers, success
+from data_pipeline.api.guards import install_request_guards
 from data_pipeline.db.databases import default_business_url, store_url
-from data_pipeline.errors import AuthenticationError
 from data_pipeline.store import TaskStore
 
 # One module per resource, each exposing `bp`.
 BLUEPRINT_MODULES = ("health", "tasks", "database", "files", "logs", "vectors", "console")
 
 access_log = logging.getLogger("unified_api")
+
+
+class PipelineFlask(Flask):
+    def make_default_options_response(self):
+        """OPTIONS answers in the envelope like every other request (no CORS: nothing is granted)."""
+        methods = sorted(super().make_default_options_response().allow)
+        response, _ = success({"allowed_methods": methods}, "支持的请求方法")
+        response.allow.update(methods)
+        return response
 
 
 def create_app(settings: Settings | None = None, *, configure_logging: bool = True) -> Flask:
@@ -33,7 +41,7 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
     store.migrate()
     if not settings.default_db_connection:
         default_business_url(settings)  # create the demo database now, not during a request
-    app = Flask(__name__, static_folder=None)
+    app = PipelineFlask(__name__, static_folder=None)
     # "//" in a URL is answered 404 in the envelope, not with an HTML 308 redirect that merges it.
     app.url_map.merge_slashes = False
     app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length, JSON_SORT_KEYS=False)
@@ -43,7 +51,8 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
     for name in BLUEPRINT_MODULES:
         app.register_blueprint(importlib.import_module(f"data_pipeline.api.{name}").bp)
     register_error_handlers(app)
-    _install_auth_and_access_log(app, settings)
+    _install_access_log(app)
+    install_request_guards(app, settings, _public_endpoints(app))
     settled = context.tasks.settle_orphans()
     if settled:
         access_log.warning("settled %d task(s) whose executor was gone", settled)
@@ -60,19 +69,10 @@ def _public_endpoints(app: Flask) -> set[str]:
     return public
 
 
-def _install_auth_and_access_log(app: Flask, settings: Settings) -> None:
-    public = _public_endpoints(app)
-    expected = f"Bearer {settings.api_key}".encode() if settings.api_key else None
-
+def _install_access_log(app: Flask) -> None:
     @app.before_request
-    def authenticate():
+    def start_timer():
         g.request_started = time.perf_counter()
-        if expected is None or not request.path.startswith("/api/") or request.endpoint in public:
-            return None
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise AuthenticationError("缺少或无效的 API Key（需要 Authorization: Bearer <key>）")
-        return None
 
     @app.after_request
     def log_access(response):

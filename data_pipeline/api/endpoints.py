@@ -20,7 +20,7 @@ from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from data_pipeline.errors import ValidationError
+from data_pipeline.errors import UnsupportedMediaTypeError, ValidationError
 
 
 class RequestBody(BaseModel):
@@ -119,6 +119,18 @@ def _validate(model: type[BaseModel], data: Any) -> BaseModel:
         raise ValidationError(details, invalid_params=params) from None
 
 
+def require_json_content_type() -> None:
+    """A change's body, if it has one, must be declared `application/json`: a page on another site
+    can send text/plain or form data without asking, but JSON only after a CORS preflight the
+    service never grants."""
+    if request.mimetype == "application/json":
+        return
+    if request.mimetype or request.get_data(cache=True):
+        shown = (request.content_type or "无")[:100]
+        raise UnsupportedMediaTypeError(f"请求体必须是JSON（Content-Type: application/json），收到的 Content-Type: {shown}",
+                                        invalid_params=["Content-Type"])
+
+
 def parse_json_body(model: type[BaseModel]) -> BaseModel:
     raw = request.get_data(cache=True)
     if not raw.strip():
@@ -157,6 +169,8 @@ def endpoint(blueprint: Blueprint, rule: str, *, methods: list[str], summary: st
         @functools.wraps(view)
         def handle(**path_values):
             kwargs = dict(path_values)
+            if not multipart and request.method not in ("GET", "HEAD", "OPTIONS"):
+                require_json_content_type()
             if body is not None:
                 kwargs["body"] = parse_json_body(body)
             if query is not None:

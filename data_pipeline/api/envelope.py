@@ -14,11 +14,12 @@ logger = logging.getLogger("unified_api")
 _HTTP_ERRORS = {
     400: ("ValidationError", "VALIDATION_ERROR", "请求参数错误"),
     401: ("AuthenticationError", "UNAUTHORIZED", "未授权"),
+    403: ("AuthenticationError", "FORBIDDEN", "禁止访问"),
     404: ("NotFoundError", "NOT_FOUND", "资源不存在"),
     405: ("ValidationError", "METHOD_NOT_ALLOWED", "不支持的请求方法"),
     409: ("ConflictError", "CONFLICT", "请求与当前状态冲突"),
     413: ("PayloadTooLarge", "PAYLOAD_TOO_LARGE", "请求体过大"),
-    415: ("ValidationError", "VALIDATION_ERROR", "不支持的内容类型"),
+    415: ("ValidationError", "UNSUPPORTED_MEDIA_TYPE", "不支持的内容类型"),
 }
 
 

@@ -11,7 +11,8 @@ from data_pipeline.api.responses import RESPONSE_SCHEMAS
 
 _PATH_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
-_ERROR_STATUSES = {400: "参数错误", 401: "未授权", 404: "不存在", 409: "冲突", 413: "请求体过大", 500: "服务器错误",
+_ERROR_STATUSES = {400: "参数错误", 401: "未授权", 403: "禁止访问（Host、Origin 或连接目标不被允许）", 404: "不存在",
+                   409: "冲突", 413: "请求体过大", 415: "请求体不是 application/json", 500: "服务器错误",
                    507: "磁盘空间不足"}
 
 

@@ -39,6 +39,8 @@ class CreateTaskRequest(RequestBody):
     enable_sql_validation: bool = Field(True, description="是否启用SQL验证")
     enable_llm_repair: bool = Field(True, description="是否启用LLM修复")
     modify_original_file: bool = Field(True, description="是否修改原始文件")
+    validate_by_execution: bool = Field(True, description="SQL验证时是否执行通过EXPLAIN的SQL（只读、限时、限行数），"
+                                                         "执行失败或筛选值无结果的问答对按无效处理")
     enable_training_data_load: bool = Field(True, description="是否启用训练数据加载")
     backup_vector_tables: bool = Field(False, description="是否备份vector表数据")
     truncate_vector_tables: bool = Field(False, description="是否清空vector表数据（自动启用备份）")
@@ -50,6 +52,7 @@ class ExecuteTaskRequest(RequestBody):
     step_name: Optional[str] = Field(None, description=f"步骤名称，步骤模式时必需: {' / '.join(STEP_NAMES)}")
     backup_vector_tables: Optional[bool] = Field(None, description="是否备份vector表数据（覆盖任务设置）")
     truncate_vector_tables: Optional[bool] = Field(None, description="是否清空vector表数据（自动启用备份）")
+    validate_by_execution: Optional[bool] = Field(None, description="SQL验证时是否执行SQL（覆盖任务设置，缺省为true）")
 
 
 class ListTasksQuery(QueryParameters):

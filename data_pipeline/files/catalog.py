@@ -36,6 +36,8 @@ _KINDS: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern + r"\Z"), text)
     (r"schema_types\.sql", "各表用到的扩展、枚举、域、复合类型与序列（先于各表DDL执行）"),
     (r"sql_validation_.+_summary\.log", "SQL验证摘要"),
     (r"sql_validation_.+_report\.json", "SQL验证详细报告"),
+    (r"quality_report\.json", "问答对质量报告（JSON）"),
+    (r"quality_report\.md", "问答对质量报告"),
     (r"file_modifications_.+\.log", "SQL验证对问答对文件的修改记录"),
     (r"qa_generation_progress.*", "问答生成进度"),
     (r"vector_backup_log\.txt", "向量表备份日志"),

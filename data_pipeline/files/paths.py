@@ -2,8 +2,10 @@
 
 A name is accepted only as a plain relative path (`x.json`, `vector_bak/x.csv`) whose every
 decoding — percent-encoding applied once or several times, Unicode compatibility forms — is still
-such a path; anything else (`..`, `%2e%2e%2f`, `%252e%252e%252f`, absolute paths, drive letters,
-backslashes, NUL and control characters) is refused before the file system is touched. The
+such a path; anything else (`..`, `%2e%2e%2f`, `%252e%252e%252f`, `．．／`, absolute paths, drive
+letters, backslashes, NUL and control characters, hidden names) is refused before the file system
+is touched. Uploads name their file with the same rule (`check_file_name`), so whatever an upload
+stores can be listed and downloaded. The
 resolved path must then still lie inside the task directory, which catches symlinks pointing out.
 """
 from __future__ import annotations
@@ -68,8 +70,17 @@ def _check_variant(name: str, variant: str) -> None:
     for segment in variant.split("/"):
         if segment in ("", ".", ".."):
             raise invalid_path(name, "路径只能由普通的文件名和目录名组成（不允许 . 、.. 或空段）")
+        if segment.startswith("."):
+            raise invalid_path(name, "不允许隐藏文件（以 . 开头的名称）")
         if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
             raise invalid_path(name, "文件名过长")
+
+
+def check_file_name(name: object) -> str:
+    """A name for a file directly in a task directory (an upload's): one segment, by the rule above."""
+    if len(check_relative_name(name)) != 1:
+        raise invalid_path(name, "文件名不能包含路径")
+    return name
 
 
 def resolve_task_file(directory: Path, name: object) -> Path:

@@ -10,14 +10,15 @@ import datetime as dt
 import json
 import re
 import shutil
+import unicodedata
 from pathlib import Path
 
 from data_pipeline.errors import PayloadTooLargeError, ValidationError
 from data_pipeline.files.catalog import file_entry, primary_file
-from data_pipeline.files.paths import display_path
+from data_pipeline.files.paths import check_file_name, display_path
 from data_pipeline.tasks.statuses import STEP_NAMES
 from data_pipeline.schema.names import TableName
-from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, parse_table_names, render_table_list, split_entries
+from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, render_table_list, split_entries
 from data_pipeline.tasks.directory import (TABLE_LIST_FILE, TASK_CONFIG_FILE, TASK_LOG_FILE, TASK_RESULT_FILE,
                                     unique_backup_dir, write_text_atomic)
 from data_pipeline.timeutil import iso
@@ -42,9 +43,9 @@ def table_list_from_upload(filename: str | None, data: bytes) -> tuple[list[Tabl
         raise invalid_file(f"表清单只支持 {TABLE_LIST_EXTENSION} 文件，收到: {str(filename)[:100]!r}")
     if not data:
         raise invalid_file("上传的表清单文件为空")
-    entries = split_entries(decode_table_list(data))
-    names = parse_table_names(entries)
-    return names, len(entries) - len(names)
+    text = decode_table_list(data)
+    names = parse_table_list_text(text)
+    return names, len(split_entries(text)) - len(names)
 
 
 def write_table_list(directory: Path, task_id: str, names: list[TableName]) -> dict:
@@ -86,7 +87,11 @@ def check_upload_name(filename: str | None) -> str:
     """A plain file name with an accepted extension that the service does not own."""
     if not filename or not filename.strip():
         raise invalid_file("缺少文件名")
-    if _UNSAFE_NAME.search(filename) or filename.startswith(".") or filename.strip() != filename:
+    try:
+        check_file_name(filename)  # the downloads' rule: what is stored can be downloaded
+    except ValidationError as exc:
+        raise ValidationError(exc.details, invalid_params=["file"], error_code="INVALID_FILE_PATH") from None
+    if _UNSAFE_NAME.search(unicodedata.normalize("NFKC", filename)) or filename.strip() != filename:
         raise ValidationError(f"文件名不能包含路径或特殊字符: {filename[:100]!r}", invalid_params=["file"],
                               error_code="INVALID_FILE_PATH")
     if len(filename.encode("utf-8", "surrogatepass")) > 200:

@@ -2,9 +2,10 @@
 
 Timeouts, retries (the project's one policy, data_pipeline.retries: exponential backoff, Retry-After
 honoured) on 429/5xx/timeouts/connection errors and malformed answers, a process-wide
-bound on concurrent calls (LLM_CONCURRENCY), `<think>` blocks stripped, JSON answers parsed
-tolerantly with one re-ask. Every failure is an `LLMError`; no error text is ever returned as an
-answer, so nothing the LLM failed to say can end up in an output file.
+bound on concurrent calls (LLM_CONCURRENCY), an output budget on every call, JSON mode where the
+server accepts it, `<think>` blocks stripped, JSON answers parsed tolerantly with one short re-ask.
+Every failure is an `LLMError`; no error text is ever returned as an answer, and a rejected answer
+is never logged above DEBUG, so nothing the LLM failed to say can end up in an output.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, NamedTuple
 
 import openai
 
@@ -25,7 +27,18 @@ _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _UNCLOSED_THINK = re.compile(r"^\s*<think>.*", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
-_NOTHING = object()
+
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+JSON_OBJECT = {"type": "json_object"}
+# A re-ask adds at most this many characters to the first prompt: an excerpt of the rejected
+# answer and the reason, never the whole answer (a long one would overflow a small context).
+REASK_EXTRA_CHARS = 400
+REASON_CHARS = 120
+ELLIPSIS = "……"
+
+# Servers (base URL, model) known in this process to refuse or accept response_format.
+_JSON_MODE_REFUSED: set[tuple[str, str]] = set()
+_JSON_MODE_ACCEPTED: set[tuple[str, str]] = set()
 
 _semaphores: dict[int, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
@@ -53,45 +66,64 @@ def extract_json(text: str) -> Any:
 
     A second pass forgives trailing commas (`[1, 2,]`), a common slip of chat models.
     """
+    for value in json_values(text):
+        return value
+    raise ValueError("no JSON object or array found in the answer")
+
+
+def json_values(text: str) -> Iterator[Any]:
+    """Every JSON object or array in `text`, the ones in code fences first: a model that wraps its
+    answer in prose and code may show a snippet before the answer itself."""
     text = strip_think(text)
     candidates = [m.group(1).strip() for m in _FENCE.finditer(text)] + [text.strip()]
     for attempt in (candidates, [_TRAILING_COMMA.sub(r"\1", c) for c in candidates]):
         for candidate in attempt:
-            value = _first_json_value(candidate)
-            if value is not _NOTHING:
-                return value
-    raise ValueError("no JSON object or array found in the answer")
+            yield from _json_values_in(candidate)
 
 
-def _first_json_value(text: str) -> Any:
+def _json_values_in(text: str) -> Iterator[Any]:
     decoder = json.JSONDecoder()
-    for start, char in enumerate(text):
-        if char not in "[{":
-            continue
+    position = 0
+    while position < len(text):
+        starts = [i for i in (text.find("{", position), text.find("[", position)) if i >= 0]
+        if not starts:
+            return
+        start = min(starts)
         try:
-            value, _ = decoder.raw_decode(text, start)
+            value, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
+            position = start + 1
             continue
-        return value
-    return _NOTHING
+        yield value
+        position = end
 
 
 class LLMClient:
-    """A chat client for one OpenAI-compatible endpoint; safe to share between threads."""
+    """A chat client for one OpenAI-compatible endpoint; safe to share between threads.
+
+    Every request carries `max_tokens`: the caller's budget for that kind of answer (budgets.py),
+    capped by `max_output_tokens`. An answer cut off there (finish_reason "length") is malformed.
+    A step may set a wall-clock budget (`step_budget`): past it every call fails at once with
+    `LLMBudgetExceeded`, and the step falls back for the parts still to do.
+    """
 
     def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
                  timeout: float = 120.0, max_retries: int = 3, concurrency: int = 4,
-                 logger: logging.Logger | None = None, backoff_base: float = 1.0):
+                 logger: logging.Logger | None = None, backoff_base: float = 1.0,
+                 max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS):
         self.model = model
+        self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
+        self.max_output_tokens = max_output_tokens
         self.logger = logger or logging.getLogger("LLMClient")
         self._semaphore = _shared_semaphore(concurrency)
+        self._server = (base_url.rstrip("/"), model)
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed",
                                      timeout=timeout, max_retries=0)
-        self.calls = 0
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
+        self._deadline: float | None = None
+        self._stats = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                       "answered": 0, "unreachable": 0, "refused": 0}
         self._stats_lock = threading.Lock()
 
     @classmethod
@@ -101,90 +133,199 @@ class LLMClient:
             return None
         return cls(base_url=settings.llm_base_url, model=settings.llm_model, api_key=settings.llm_api_key,
                    timeout=settings.llm_timeout, max_retries=settings.llm_max_retries,
-                   concurrency=settings.llm_concurrency, logger=logger)
+                   concurrency=settings.llm_concurrency, logger=logger,
+                   max_output_tokens=settings.llm_max_output_tokens)
+
+    @contextmanager
+    def step_budget(self, seconds: float | None) -> Iterator[None]:
+        """Model work inside the block ends after `seconds` of wall-clock time (None: no budget)."""
+        self._deadline = time.monotonic() + seconds if seconds else None
+        try:
+            yield
+        finally:
+            self._deadline = None
 
     def chat(self, messages: list[dict], *, temperature: float = 0.2, max_tokens: int | None = None) -> str:
-        """The answer text, without reasoning blocks. Raises LLMError when no usable answer comes."""
-        policy = retrying(retry_on=is_transient, attempts=self.max_retries + 1, first_delay=self.backoff_base,
-                          on_retry=self._log_retry)
+        """The answer text, without reasoning blocks. Raises LLMError when no usable answer comes,
+        an answer cut off at the budget included."""
+        answer = self._answer(messages, temperature, self._budget(max_tokens), json_mode=False)
+        if answer.truncated:
+            raise LLMError("LLM的回答超出输出预算被截断")
+        return answer.text
+
+    def chat_json(self, messages: list[dict], *, validate: Callable[[Any], Any] | None = None,
+                  temperature: float = 0.2, max_tokens: int | None = None) -> Any:
+        """A JSON answer, re-asking once when the answer is cut off, not JSON, or fails `validate`.
+
+        `validate` receives the parsed value and returns the value to use; it raises ValueError
+        (with a message the LLM can act on) when the answer is unusable. The re-ask quotes only an
+        excerpt of the rejected answer, so it is at most REASK_EXTRA_CHARS longer than the first.
+        """
+        budget = self._budget(max_tokens)
+        answer = self._answer(messages, temperature, budget, json_mode=True)
         try:
-            return policy(self._complete, messages, temperature, max_tokens)
+            return _parse(answer, validate)
+        except ValueError as exc:
+            self.logger.warning("LLM回答无法使用（%s），重新询问", _kind(answer))
+            self.logger.debug("LLM回答无法使用的原因: %s", exc)
+            answer = self._answer(reask_messages(messages, answer, str(exc)), temperature, budget, json_mode=True)
+            try:
+                return _parse(answer, validate)
+            except ValueError as second:
+                self.logger.debug("LLM第二次回答无法使用的原因: %s", second)
+                raise LLMError(f"LLM两次回答都无法使用（{_kind(answer)}）") from None
+
+    def usage_summary(self) -> dict:
+        """Calls made and tokens used, and how the calls ended: with an answer, unreachable, refused."""
+        with self._stats_lock:
+            return dict(self._stats)
+
+    def unavailable_reason(self, since: dict) -> str | None:
+        """Why the model could not be used since the `usage_summary()` snapshot `since`: None when
+        it answered at least once (or was not asked), else which of unreachable / refused."""
+        now = self.usage_summary()
+        answered, unreachable, refused = (now[k] - since.get(k, 0) for k in ("answered", "unreachable", "refused"))
+        if answered or not (unreachable or refused):
+            return None
+        if refused and not unreachable:
+            return f"LLM服务拒绝了全部{refused}次请求（HTTP 4xx），请检查模型名称、上下文长度和接口参数"
+        return f"LLM服务无法连接（{unreachable + refused}次请求均未得到回答），请检查 LLM_BASE_URL 和模型服务"
+
+    def _budget(self, max_tokens: int | None) -> int:
+        return max(1, min(max_tokens or self.max_output_tokens, self.max_output_tokens))
+
+    def _answer(self, messages: list[dict], temperature: float, max_tokens: int, *, json_mode: bool) -> "_Answer":
+        remaining = self._remaining()
+        policy = retrying(retry_on=is_transient, attempts=self.max_retries + 1, first_delay=self.backoff_base,
+                          within_seconds=remaining, on_retry=self._log_retry)
+        try:
+            answer = policy(self._complete, messages, temperature, max_tokens, json_mode)
         except (openai.OpenAIError, ValueError) as exc:
-            if not is_transient(exc):
+            refused = isinstance(exc, openai.APIStatusError) and not is_transient(exc)
+            self._count("refused" if refused else "unreachable")
+            if refused:
                 raise LLMError(f"LLM请求被拒绝: {_describe(exc)}") from None
             raise LLMError(f"LLM调用失败（已重试{self.max_retries}次）: {_describe(exc)}") from None
+        self._count("answered")
+        return answer
+
+    def _remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise LLMBudgetExceeded("本步骤的LLM时间预算（LLM_STEP_TIMEOUT）已用完")
+        return remaining
 
     def _log_retry(self, retry: int, exc: BaseException, delay: float) -> None:
         self.logger.warning("LLM调用失败，%.1fs 后重试 (%d/%d): %s", delay, retry, self.max_retries, _describe(exc))
 
-    def _complete(self, messages: list[dict], temperature: float, max_tokens: int | None) -> str:
+    def _complete(self, messages: list[dict], temperature: float, max_tokens: int, json_mode: bool) -> "_Answer":
+        remaining = self._remaining()
+        options = {"model": self.model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens,
+                   "timeout": min(self.timeout, remaining) if remaining else self.timeout}
         started = time.monotonic()
         with self._semaphore:
-            response = self._client.chat.completions.create(
-                model=self.model, messages=messages, temperature=temperature,
-                **({"max_tokens": max_tokens} if max_tokens else {}))
-        text = self._answer_text(response, time.monotonic() - started)
-        if not text:
+            if json_mode and self._server not in _JSON_MODE_REFUSED:
+                response = self._create_in_json_mode(options)
+            else:
+                response = self._client.chat.completions.create(**options)
+        answer = self._read(response, time.monotonic() - started)
+        if not answer.text and not answer.truncated:
             raise _EmptyAnswer()
-        return text
+        return answer
 
-    def chat_json(self, messages: list[dict], *, validate: Callable[[Any], Any] | None = None,
-                  temperature: float = 0.2) -> Any:
-        """A JSON answer, re-asking once when the answer is not JSON or fails `validate`.
-
-        `validate` receives the parsed value and returns the value to use; it raises ValueError
-        (with a message the LLM can act on) when the answer is unusable.
-        """
-        answer = self.chat(messages, temperature=temperature)
+    def _create_in_json_mode(self, options: dict):
+        """Ask for a JSON object; a server that refuses the parameter (a 400 naming it, or any 400
+        before it ever accepted it) is asked again at once without it, and never again with it."""
         try:
-            return _parse(answer, validate)
-        except ValueError as exc:
-            self.logger.warning("LLM回答不是有效的JSON，重新询问: %s", exc)
-            retry_messages = messages + [
-                {"role": "assistant", "content": answer},
-                {"role": "user", "content": f"上面的回答无法使用（{exc}）。请只输出符合要求的JSON，不要任何解释。"},
-            ]
-            answer = self.chat(retry_messages, temperature=temperature)
-            try:
-                return _parse(answer, validate)
-            except ValueError as second:
-                raise LLMError(f"LLM两次回答都不是有效的JSON: {second}") from None
+            response = self._client.chat.completions.create(**options, response_format=JSON_OBJECT)
+        except openai.BadRequestError as exc:
+            if "response_format" not in str(exc) and self._server in _JSON_MODE_ACCEPTED:
+                raise
+            response = self._client.chat.completions.create(**options)
+            _JSON_MODE_REFUSED.add(self._server)
+            self.logger.info("LLM服务不接受 response_format（%s），此后的请求不再使用JSON模式", _describe(exc))
+            return response
+        _JSON_MODE_ACCEPTED.add(self._server)
+        return response
 
-    def _answer_text(self, response, elapsed: float) -> str:
+    def _read(self, response, elapsed: float) -> "_Answer":
         usage = getattr(response, "usage", None)
         prompt_tokens = getattr(usage, "prompt_tokens", None) or 0
         completion_tokens = getattr(usage, "completion_tokens", None) or 0
         with self._stats_lock:
-            self.calls += 1
-            self.prompt_tokens += prompt_tokens
-            self.completion_tokens += completion_tokens
+            self._stats["calls"] += 1
+            self._stats["prompt_tokens"] += prompt_tokens
+            self._stats["completion_tokens"] += completion_tokens
         self.logger.info("LLM调用完成: %.2fs, token用量 prompt=%d completion=%d", elapsed, prompt_tokens,
                          completion_tokens)
         try:
             choices = getattr(response, "choices", None) or []
             if not choices or choices[0].message is None:
-                return ""
+                return _Answer("", False)
             content = choices[0].message.content or ""
+            truncated = getattr(choices[0], "finish_reason", None) == "length"
         except (AttributeError, TypeError, IndexError, KeyError):
             # The client builds response objects without checking them: any shape can arrive.
             raise ValueError("the answer is not a chat completion") from None
         if not isinstance(content, str):
             raise ValueError("the answer is not a chat completion")
-        return strip_think(content)
+        return _Answer(strip_think(content), truncated)
 
-    def usage_summary(self) -> dict:
+    def _count(self, outcome: str) -> None:
         with self._stats_lock:
-            return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
-                    "completion_tokens": self.completion_tokens}
+            self._stats[outcome] += 1
+
+
+class LLMBudgetExceeded(LLMError):
+    """The step's wall-clock budget for model work is spent: the rest of the step falls back."""
+
+
+class _Answer(NamedTuple):
+    text: str
+    truncated: bool   # cut off at max_tokens: never usable, whatever it looks like
+
+
+def reask_messages(messages: list[dict], answer: "_Answer", reason: str) -> list[dict]:
+    """The first messages, then an excerpt of the rejected answer and why it was rejected: at most
+    REASK_EXTRA_CHARS characters more than the first prompt, however long the answer was."""
+    cause = "回答过长，在输出上限处被截断" if answer.truncated else reason
+    note = f"上面的回答无法使用（{cause[:REASON_CHARS]}）。请只输出符合要求的、简洁完整的JSON，不要任何解释。"
+    excerpt = answer.text[:REASK_EXTRA_CHARS - len(note) - len(ELLIPSIS)]
+    if len(excerpt) < len(answer.text):
+        excerpt += ELLIPSIS
+    return messages + [{"role": "assistant", "content": excerpt}, {"role": "user", "content": note}]
 
 
 class _EmptyAnswer(ValueError):
     """The endpoint answered with no text: asked again like any malformed answer."""
 
 
-def _parse(answer: str, validate: Callable[[Any], Any] | None) -> Any:
-    value = extract_json(answer)
-    return validate(value) if validate else value
+def _parse(answer: _Answer, validate: Callable[[Any], Any] | None) -> Any:
+    """The first JSON value in the answer that `validate` accepts; the first refusal otherwise."""
+    if answer.truncated:
+        raise ValueError("回答在输出上限处被截断")
+    first_error = None
+    for value in json_values(answer.text):
+        if validate is None:
+            return value
+        try:
+            return validate(value)
+        except ValueError as exc:
+            first_error = first_error or exc
+    raise first_error or ValueError("回答中没有JSON对象或数组")
+
+
+def _kind(answer: _Answer) -> str:
+    """Why an answer was unusable, in words that quote nothing of it (log lines at WARNING)."""
+    if answer.truncated:
+        return "回答超出输出预算被截断"
+    try:
+        extract_json(answer.text)
+    except ValueError:
+        return "回答中没有JSON"
+    return "JSON内容不符合要求"
 
 
 def _describe(exc: BaseException) -> str:

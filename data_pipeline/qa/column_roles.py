@@ -1,12 +1,18 @@
 """What each documented column is for, as the offline generator sees it: a measure to sum, a date
 to group by, a category (enum) to group by, a name to show, a soft-delete marker to respect, or
 bookkeeping to leave alone. Decided from types, names, keys and the documented enum values.
+
+Bookkeeping columns (`last_update`, `updated_at`, `modified_*`, `created_by`, `version`, ETL and
+sync stamps, and the names or `fnmatch` patterns of DATA_PIPELINE_BOOKKEEPING_COLUMNS) are neither
+measures nor dimensions. A date inside a composite primary key, a partition key or a foreign key
+is still a date.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from data_pipeline.qa.documents import Column, TableDoc
 from data_pipeline.schema.identifiers import sql_ident
@@ -15,8 +21,13 @@ _NUMERIC = re.compile(r"^(numeric|decimal|integer|int|int2|int4|int8|bigint|smal
                       r"float4|float8|money)\b")
 _TEMPORAL = re.compile(r"^(date|timestamp|timestamptz)\b")
 _TEXT = re.compile(r"^(varchar|character varying|char|character|text|bpchar|citext)\b")
-_AUDIT = re.compile(r"^(version|(create|update|delete|modify|modified|last_update)[ds]?_(ts|time|at|by|date|user)|"
-                    r"(created|updated|deleted|modified)_(ts|time|at|by|date|user)|creator|modifier|gmt_(create|modified))$")
+_AUDIT = re.compile(r"^(version|row_?version|lock_?version|revision|"
+                    r"(create|update|delete|modify|modified|last_update)[ds]?_(ts|time|at|by|date|user|on)|"
+                    r"(created|updated|deleted|modified|changed|inserted)_(ts|time|at|by|date|user|on)|"
+                    r"last_(update|updated|modified|modification|change|changed)(_(ts|time|at|date|by))?|"
+                    r"modified_\w+|modified|creator|modifier|gmt_(create|modified)|"
+                    r"(etl|dw|sync|load|ingest)_\w*(ts|time|at|date|batch|id|stamp|status|flag)|"
+                    r"\w+_(etl|sync)_(ts|time|at|date)|(synced|loaded|ingested)_(at|ts|time|on)|last_sync\w*)$")
 _SOFT_DELETE_TIMES = {"delete_ts", "deleted_at", "delete_time", "deleted_time", "delete_date", "deleted_date",
                       "gmt_delete", "deleted_ts"}
 _SOFT_DELETE_FLAGS = {"is_deleted", "deleted", "is_delete", "del_flag", "delete_flag", "is_del"}
@@ -69,12 +80,26 @@ def is_temporal(column: Column) -> bool:
     return bool(_TEMPORAL.match(base_type(column)))
 
 
+def is_boolean(column: Column) -> bool:
+    return base_type(column) in ("boolean", "bool")
+
+
 def is_text(column: Column) -> bool:
     return bool(_TEXT.match(base_type(column)))
 
 
-def is_audit(column: Column) -> bool:
-    return bool(_AUDIT.match(column.name.lower())) or is_soft_delete(column)
+def is_audit(column: Column, extra: tuple[str, ...] = ()) -> bool:
+    """Bookkeeping or a soft-delete marker: never a measure or a dimension."""
+    return is_bookkeeping(column, extra) or is_soft_delete(column)
+
+
+def is_bookkeeping(column: Column, extra: tuple[str, ...] = ()) -> bool:
+    """A column that records how a row was kept (who, when, which version), not what it says.
+    `extra`: more names or fnmatch patterns (settings.bookkeeping_columns), case-insensitive."""
+    name = column.name.lower()
+    if is_soft_delete(column):
+        return False
+    return bool(_AUDIT.match(name)) or any(fnmatchcase(name, pattern.lower()) for pattern in extra)
 
 
 def is_soft_delete(column: Column) -> bool:
@@ -121,23 +146,26 @@ class TableRoles:
 RolesByTable = dict[tuple[str, str], TableRoles]
 
 
-def roles_by_table(docs: Iterable[TableDoc]) -> RolesByTable:
-    return {doc.key: table_roles(doc) for doc in docs}
+def roles_by_table(docs: Iterable[TableDoc], extra: tuple[str, ...] = ()) -> RolesByTable:
+    """`extra`: the configured bookkeeping column patterns (settings.bookkeeping_columns)."""
+    return {doc.key: table_roles(doc, extra) for doc in docs}
 
 
-def table_roles(doc: TableDoc) -> TableRoles:
+def table_roles(doc: TableDoc, extra: tuple[str, ...] = ()) -> TableRoles:
     measures, dates, categories, labels, codes, created = [], [], [], [], [], None
     for column in doc.columns:
         if _CREATED.match(column.name.lower()) and is_temporal(column):
             created = column
-        if is_audit(column) or column.primary_key:
+        if is_audit(column, extra):
             continue
-        if column.enum_values or base_type(column) in ("boolean", "bool"):
+        if is_temporal(column):       # also inside a composite key, a partition key or a foreign key
+            dates.append(column)
+        elif column.primary_key:
+            continue
+        elif column.enum_values or is_boolean(column):
             categories.append(column)
         elif is_key(column):
             continue
-        elif is_temporal(column):
-            dates.append(column)
         elif is_numeric(column) and not (_CODE_NAME.search(column.name.lower())
                                          or _NOT_A_MEASURE.search(column.name.lower())):
             measures.append(column)
@@ -146,6 +174,9 @@ def table_roles(doc: TableDoc) -> TableRoles:
         elif is_text(column) and (_CODE_NAME.search(column.name.lower()) or _has(column, _CODE_HINT)):
             codes.append(column)
     measures.sort(key=_measure_rank)
+    if measures and not dates and created is not None and not any(fnmatchcase(created.name.lower(), p.lower())
+                                                                   for p in extra):
+        dates.append(created)    # a fact table timed only by its creation stamp: still a fact
     return TableRoles(measures, dates, categories, labels, codes, created)
 
 
@@ -163,10 +194,33 @@ def usable_samples(column: Column, limit: int = 2) -> list[str]:
     return values[:limit]
 
 
+_TRUE = {"t", "true", "1", "yes", "y", "on", "是"}
+_FALSE = {"f", "false", "0", "no", "n", "off", "否"}
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def typed_value(column: Column, value: str) -> tuple[str, str] | None:
+    """(the SQL literal, the text a question quotes) for comparing `column` with a sample value,
+    typed for the column: TRUE/FALSE, a bare number, DATE '...' (a timestamp is compared by its
+    day, which the question says); None when the value does not fit the type."""
+    value = value.strip()
+    if is_boolean(column):
+        word = value.lower()
+        if word in _TRUE:
+            return "TRUE", "true"
+        return ("FALSE", "false") if word in _FALSE else None
+    if is_numeric(column):
+        return (value, value) if _NUMBER.match(value) else None
+    if is_temporal(column):
+        day = _DAY.match(value)
+        return (f"DATE '{day.group(0)}'", day.group(0)) if day else None
+    return literal(value), value
+
+
 def sample_literal(column: Column, value: str) -> str:
-    if is_numeric(column) and re.fullmatch(r"-?\d+(\.\d+)?", value):
-        return value
-    return literal(value)
+    typed = typed_value(column, value)
+    return typed[0] if typed else literal(value)
 
 
 def subject(doc: TableDoc) -> str:

@@ -1,10 +1,13 @@
 """The LLM generator: business themes from an overview of the tables, then question/SQL pairs
 per theme, the themes concurrently (bounded by LLM_CONCURRENCY).
 
-Each theme's prompt carries only the documents of the tables that theme names. Pairs whose SQL
-is not a single read-only query are dropped on arrival; duplicate and near-duplicate questions
-are removed across themes. A theme whose LLM call fails is listed as failed and the others are
-kept. The plan and every finished theme are saved as they come (see checkpoint.py).
+Each theme's prompt carries only the documents of the tables that theme names, and asks for a
+spread of complexity and question styles sized to them (spread.py). Pairs whose SQL is not a
+single read-only query are dropped on arrival; duplicate and near-duplicate questions are removed
+across themes. A theme whose answers stay unusable gets the offline generator's pairs for its
+tables (`offline_pairs`), is named in a warning and counted in `fallbacks`; without that
+callback it is listed as failed. The plan and every theme the LLM finished are saved as they
+come (see checkpoint.py), so a later run asks the LLM again only for the rest.
 """
 from __future__ import annotations
 
@@ -15,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from data_pipeline.errors import LLMError
+from data_pipeline.llm import budgets
 from data_pipeline.llm.client import LLMClient
 from data_pipeline.qa.checkpoint import ThemeCheckpoint
 from data_pipeline.qa.dedupe import remove_duplicates
 from data_pipeline.qa.documents import TableDoc
 from data_pipeline.qa.model import BusinessScope, QAPair, ScopeItem, Theme
 from data_pipeline.qa.offline import display_name, offline_scope
+from data_pipeline.qa.spread import spread_instructions
 from data_pipeline.validation.statement_check import check_statement
 
 _ANALYST = "你是一名资深的数据分析师，熟悉PostgreSQL，擅长从业务数据中提炼分析主题。只输出JSON，不要任何解释。"
@@ -35,13 +40,16 @@ class LLMResult:
     scope: BusinessScope
     failed_themes: list[str] = field(default_factory=list)
     duplicates_removed: int = 0
+    # The parts whose LLM answers stayed unusable and were made offline ("主题问答对：…").
+    fallbacks: list[str] = field(default_factory=list)
 
 
 class LLMQAGenerator:
     def __init__(self, llm: LLMClient, docs: list[TableDoc], *, business_context: str, db_name: str,
                  theme_count: int, pairs_per_theme: int, concurrency: int, checkpoint: ThemeCheckpoint,
                  logger: logging.Logger | None = None,
-                 progress: Callable[[int, int, str], None] | None = None):
+                 progress: Callable[[int, int, str], None] | None = None,
+                 offline_pairs: Callable[[Theme, list[TableDoc]], list[QAPair]] | None = None):
         self.llm = llm
         self.docs = docs
         self.business_context = business_context.strip() or "业务系统"
@@ -52,6 +60,9 @@ class LLMQAGenerator:
         self.checkpoint = checkpoint
         self.logger = logger or logging.getLogger("QAGenerator")
         self.progress = progress or (lambda done, total, unit: None)
+        self.offline_pairs = offline_pairs
+        self.fallbacks: list[str] = []
+        self._fallback_lock = threading.Lock()
         self._by_name = {}
         for doc in docs:
             self._by_name[doc.name.lower()] = doc
@@ -76,11 +87,14 @@ class LLMQAGenerator:
             try:
                 pairs = self._theme_pairs(theme)
             except LLMError as exc:
-                self.logger.error("主题「%s」生成失败: %s", theme.topic_name, exc.details)
-                with lock:
-                    failed[index] = theme.topic_name
-                return
-            self.checkpoint.save_theme(index, theme, pairs)
+                if self.offline_pairs is None:
+                    self.logger.error("主题「%s」生成失败: %s", theme.topic_name, exc.details)
+                    with lock:
+                        failed[index] = theme.topic_name
+                    return
+                pairs = self._fall_back(theme, exc)
+            else:
+                self.checkpoint.save_theme(index, theme, pairs)
             with lock:
                 results[index] = pairs
                 self.logger.info("主题「%s」生成 %d 个问答对 (%d/%d)", theme.topic_name, len(pairs),
@@ -96,7 +110,19 @@ class LLMQAGenerator:
         if removed:
             self.logger.info("去除重复或近似重复的问题 %d 个", removed)
         return LLMResult(themes=themes, pairs=kept, scope=scope,
-                         failed_themes=[failed[i] for i in sorted(failed)], duplicates_removed=removed)
+                         failed_themes=[failed[i] for i in sorted(failed)], duplicates_removed=removed,
+                         fallbacks=list(self.fallbacks))
+
+    def note_fallback(self, part: str, exc: LLMError) -> None:
+        """A part made without the LLM: a warning naming it (never the answer), and the count."""
+        self.logger.warning("%s：LLM的回答无法使用，改用离线生成（%s）", part, exc.details)
+        with self._fallback_lock:
+            self.fallbacks.append(part)
+
+    def _fall_back(self, theme: Theme, exc: LLMError) -> list[QAPair]:
+        self.note_fallback(f"主题问答对「{theme.topic_name}」", exc)
+        pairs = self.offline_pairs(theme, self._theme_docs(theme))[:self.pairs_per_theme]
+        return [QAPair(p.question, p.sql, theme.topic_name) for p in pairs]
 
     def _plan(self) -> tuple[list[Theme], BusinessScope]:
         saved = self.checkpoint.load_plan()
@@ -108,12 +134,12 @@ class LLMQAGenerator:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="qa-plan") as pool:
             themes_future = pool.submit(self._ask_themes)
             scope_future = pool.submit(self._ask_scope)
-            themes = themes_future.result()
             try:
                 scope = scope_future.result()
             except LLMError as exc:
-                self.logger.warning("业务范围生成失败，改用表结构生成: %s", exc.details)
+                self.note_fallback("业务范围", exc)
                 scope = offline_scope(self.docs, self.business_context)
+            themes = themes_future.result()
         self.checkpoint.save_plan(themes, scope)
         self.logger.info("提取到 %d 个业务主题: %s", len(themes), "、".join(t.topic_name for t in themes))
         return themes, scope
@@ -134,7 +160,8 @@ class LLMQAGenerator:
                   '只输出JSON：{"themes": [{"topic_name": "...", "description": "...", "related_tables": ["..."], '
                   '"biz_entities": ["..."], "biz_metrics": ["..."]}]}')
         messages = [{"role": "system", "content": _ANALYST}, {"role": "user", "content": prompt}]
-        return self.llm.chat_json(messages, validate=self._valid_themes)
+        return self.llm.chat_json(messages, validate=self._valid_themes,
+                                  max_tokens=budgets.theme_plan(self.theme_count))
 
     def _valid_themes(self, answer) -> list[Theme]:
         items = answer.get("themes") if isinstance(answer, dict) else answer
@@ -165,21 +192,27 @@ class LLMQAGenerator:
                   '"entities": [{"name": "实体名", "description": "说明", "fields": ["主要字段名"]}], '
                   '"metrics": [{"name": "指标名", "description": "说明"}]}')
         messages = [{"role": "system", "content": _ANALYST}, {"role": "user", "content": prompt}]
-        return self.llm.chat_json(messages, validate=_valid_scope)
+        return self.llm.chat_json(messages, validate=_valid_scope, max_tokens=budgets.business_scope(len(self.docs)))
 
     def _theme_pairs(self, theme: Theme) -> list[QAPair]:
-        documents = "\n\n".join((doc.md_text or doc.schema_text()) for doc in self._theme_docs(theme))
+        docs = self._theme_docs(theme)
+        documents = "\n\n".join((doc.md_text or doc.schema_text()) for doc in docs)
         prompt = (f"业务背景：{self.business_context}\n分析主题：{theme.topic_name}\n主题说明：{theme.description}\n"
                   f"业务实体：{'、'.join(theme.biz_entities)}\n业务指标：{'、'.join(theme.biz_metrics)}\n\n"
                   f"相关表结构：\n{documents}\n\n"
-                  f"请围绕该主题生成{self.pairs_per_theme}个不同的业务问题及对应的PostgreSQL查询。要求：\n"
-                  "1. 问题用中文，贴近业务人员的提问方式，互不重复；\n"
+                  f"请围绕该主题生成{self.pairs_per_theme}个不同的业务问题及对应的PostgreSQL查询。\n"
+                  + spread_instructions(self.pairs_per_theme, len(docs)) +
+                  "要求：\n"
+                  "1. 问题用中文，互不重复，按上面的风格分布提问；\n"
                   "2. SQL只使用上面给出的表和字段，是单条SELECT查询（可以用WITH），以分号结尾；\n"
                   "3. 表中有删除时间等软删除字段（如delete_ts）时，只统计未删除的数据；\n"
                   "4. 查询结果的字段使用中文别名。\n"
-                  '只输出JSON数组：[{"question": "...", "sql": "..."}]')
+                  '只输出JSON对象：{"pairs": [{"question": "...", "sql": "...", '
+                  '"complexity": "simple|moderate|complex|highly_complex", '
+                  '"style": "formal|colloquial|imperative|vague"}]}')
         messages = [{"role": "system", "content": _SQL_WRITER}, {"role": "user", "content": prompt}]
-        pairs = self.llm.chat_json(messages, validate=self._valid_pairs, temperature=0.5)
+        pairs = self.llm.chat_json(messages, validate=self._valid_pairs, temperature=0.5,
+                                   max_tokens=budgets.theme_pairs(self.pairs_per_theme))
         return [QAPair(p.question, p.sql, theme.topic_name) for p in pairs[:self.pairs_per_theme]]
 
     def _theme_docs(self, theme: Theme) -> list[TableDoc]:
@@ -203,7 +236,9 @@ class LLMQAGenerator:
             else:
                 refused.append(checked.error)
         if refused:
-            self.logger.warning("丢弃 %d 条不合格的SQL: %s", len(refused), "; ".join(refused[:3]))
+            # The reasons may quote the refused SQL (a function's name): DEBUG only.
+            self.logger.warning("丢弃 %d 条不合格的SQL", len(refused))
+            self.logger.debug("不合格的原因: %s", "; ".join(refused[:3]))
         if not pairs:
             raise ValueError("没有可用的问答对：每项需要 question 和单条只读查询的 sql")
         return pairs

@@ -3,7 +3,9 @@ documents alone, for when no LLM is configured.
 
 A theme is one anchor table with the tables its foreign keys lead to; its pairs come from the
 templates. Every candidate is EXPLAINed on the task's database and only those that pass are
-kept, so a table gets its `per_table` pairs from the candidates that work.
+kept, so a table gets its `per_table` pairs from the candidates that work. Across the task no two
+pairs share a question text (after normalising spaces and punctuation) and at most
+`MAX_PER_TEMPLATE` share a SQL template (the SQL with its literals replaced).
 """
 from __future__ import annotations
 
@@ -13,14 +15,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 from data_pipeline.qa.column_roles import RolesByTable, roles_by_table, subject
-from data_pipeline.qa.dedupe import remove_duplicates
+from data_pipeline.qa.dedupe import normalize, remove_duplicates
 from data_pipeline.qa.documents import TableDoc
 from data_pipeline.qa.model import BusinessScope, QAPair, ScopeItem, Theme
+from data_pipeline.qa.sql_shape import sql_template
 from data_pipeline.qa.templates import table_candidates
 from data_pipeline.validation.explain_validator import SQLValidator
 
 MAX_LIST_ITEMS = 6
 MAX_SCOPE_ITEMS = 10
+MAX_PER_TEMPLATE = 2
 
 
 @dataclass
@@ -36,8 +40,11 @@ def display_name(doc: TableDoc) -> str:
 
 
 def generate_offline(docs: list[TableDoc], validator: SQLValidator, *, per_table: int,
-                     roles: RolesByTable | None = None, logger: logging.Logger | None = None,
+                     logger: logging.Logger | None = None,
+                     roles: RolesByTable | None = None,
                      progress: Callable[[int, int, str], None] | None = None) -> OfflineResult:
+    """`roles`: each table's column roles, worked out once per run (roles_by_table, with the
+    configured bookkeeping columns)."""
     logger = logger or logging.getLogger("QAGenerator")
     roles = roles if roles is not None else roles_by_table(docs)
     by_key = {doc.key: doc for doc in docs}
@@ -62,12 +69,23 @@ def generate_offline(docs: list[TableDoc], validator: SQLValidator, *, per_table
             logger.debug("模板SQL未通过EXPLAIN，已丢弃: %s (%s)", candidate.sql, outcome.error)
 
     themes, pairs = [], []
+    questions: set[str] = set()
+    templates: dict[str, int] = {}
     for done, doc in enumerate(docs, start=1):
         theme = anchor_theme(doc, by_key, roles)
         kept, _ = remove_duplicates(passed[doc.key])
-        for pair in kept[:per_table]:
+        taken = 0
+        for pair in kept:
+            if taken >= per_table:
+                break
+            text, template = normalize(pair.question), sql_template(pair.sql)
+            if text in questions or templates.get(template, 0) >= MAX_PER_TEMPLATE:
+                continue
+            questions.add(text)
+            templates[template] = templates.get(template, 0) + 1
             pair.theme = theme.topic_name
             pairs.append(pair)
+            taken += 1
         themes.append(theme)
         if progress is not None:
             progress(done, len(docs), "themes")

@@ -1,21 +1,31 @@
 """Question/SQL templates of the offline generator, for one anchor table and its foreign keys.
 
 Counts, group-by on enum columns, sums and averages by date, top-N, joins along foreign keys
-(one and two hops, and from the referenced side), filters on documented sample values; every
-query keeps only live rows where the table has a soft-delete column. Questions are phrased from
-the documented Chinese names. The candidates come out interleaved by kind, so that the first N
-cover as many kinds as the table allows; the caller EXPLAINs them and keeps the first N valid.
+(one and two hops, and from the referenced side), filters on documented sample values, and the
+analytic kinds of analytic_templates (HAVING, CTEs, window functions); every query keeps only
+live rows where the table has a soft-delete column. Questions are phrased from the documented
+Chinese names and say exactly what the SQL computes: the subject table, what it groups by, the
+filter value as compared (typed for its column) and the time grain. The candidates come out
+by rounds, one of each kind per round in `PRIORITY` order, so that the first N cover the kinds
+that matter most (a fact table's measure by time and by dimension first); the caller EXPLAINs
+them and keeps the first N valid.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from data_pipeline.qa.column_roles import (RolesByTable, TableRoles, alias, ident, is_temporal, sample_literal,
-                                           soft_delete_condition, subject, table_ref, usable_samples)
+from data_pipeline.qa.column_roles import (RolesByTable, TableRoles, alias, ident, is_temporal, soft_delete_condition,
+                                           subject, table_ref, typed_value, usable_samples)
 from data_pipeline.qa.documents import Column, ForeignKey, TableDoc
 
 PER_KIND = 3
+PRIORITY = ("sum_by_date", "count", "top_groups", "join_sum", "count_by_enum", "filter_count",
+            "window_top_per_period", "monthly_change", "join_count", "having_count", "running_total", "above_average",
+            "rank_by_count", "join_two_hops", "sum_by_enum", "join_month", "avg_by_month", "filter_rows",
+            "having_sum", "share_of_total", "join_category", "join_filter", "top_rows", "referenced_count",
+            "distinct_count", "date_range", "latest_rows", "filter_sum", "avg_latest_date", "enum_values",
+            "avg_by_name", "missing_values")
 
 
 @dataclass(frozen=True)
@@ -26,9 +36,17 @@ class Candidate:
 
 
 def table_candidates(doc: TableDoc, docs: dict[tuple[str, str], TableDoc], roles: RolesByTable) -> list[Candidate]:
-    """Every candidate for `doc`, interleaved by kind; joins only to tables in `docs` (`roles` has theirs)."""
-    kinds = _SingleTable(doc, roles[doc.key]).kinds() + _Joins(doc, docs, roles).kinds()
-    interleaved = [c for group in zip_longest(*[k[:PER_KIND] for k in kinds]) for c in group if c is not None]
+    """Every candidate for `doc`, by rounds in PRIORITY order; joins only to tables in `docs`
+    (`roles` has theirs)."""
+    from data_pipeline.qa.analytic_templates import analytic_candidates
+
+    found = _SingleTable(doc, roles[doc.key]).candidates() + _Joins(doc, docs, roles).candidates()
+    found += analytic_candidates(doc, roles[doc.key])
+    by_kind: dict[str, list[Candidate]] = {}
+    for candidate in found:
+        by_kind.setdefault(candidate.kind, []).append(candidate)
+    ordered = [by_kind.get(kind, [])[:PER_KIND] for kind in PRIORITY]
+    interleaved = [c for group in zip_longest(*ordered) for c in group if c is not None]
     unique, seen = [], set()
     for candidate in interleaved:
         if candidate.sql not in seen:
@@ -48,6 +66,20 @@ def _day(column: Column, qualifier: str = "") -> str:
     return name if column.type.lower().startswith("date") else f"CAST({name} AS date)"
 
 
+def filter_on(column: Column, value: str, qualifier: str = "") -> tuple[str, str] | None:
+    """(the SQL condition, how the question says it) for `column` equal to a sample value, the
+    literal typed for the column and quoted in the question exactly as compared: a timestamp is
+    compared by its day and the question says “当天”. None when the value does not fit the type."""
+    typed = typed_value(column, value)
+    if typed is None:
+        return None
+    sql_literal, shown = typed
+    if is_temporal(column):
+        grain = "" if column.type.lower().startswith("date") else "当天"
+        return f"{_day(column, qualifier)} = {sql_literal}", f"{column.label}为“{shown}”{grain}"
+    return f"{qualifier}{ident(column.name)} = {sql_literal}", f"{column.label}为“{shown}”"
+
+
 class _SingleTable:
     def __init__(self, doc: TableDoc, roles: TableRoles):
         self.doc = doc
@@ -56,14 +88,14 @@ class _SingleTable:
         self.roles = roles
         self.subject = subject(doc)
 
-    def kinds(self) -> list[list[Candidate]]:
+    def candidates(self) -> list[Candidate]:
         r = self.roles
         measures, dates, categories = r.measures[:3], r.dates[:2], r.categories[:3]
         names = (r.labels + r.codes)[:3]
         first_measure = measures[0] if measures else None
-        time_column = dates[0] if dates else r.created
+        time_column = dates[0] if dates else None
         filterable = [c for c in categories + names + dates if usable_samples(c)]
-        return [
+        kinds = [
             [self._count()],
             [self._count_by(c) for c in categories],
             [self._sum_by(c, first_measure) for c in categories] if first_measure else [],
@@ -83,6 +115,7 @@ class _SingleTable:
             [self._average_by(n, m) for n in names[:1] for m in measures[:2]],
             [self._missing(c) for c in (names + categories + measures)[:3] if not c.not_null],
         ]
+        return [c for kind in kinds for c in kind if c is not None]
 
     def _display_columns(self, shown: Column | None = None) -> str:
         r = self.roles
@@ -103,18 +136,18 @@ class _SingleTable:
                          f"{_where(self.live)} GROUP BY {ident(c.name)} ORDER BY 记录数 DESC;", "count_by_enum")
 
     def _sum_by(self, c: Column, m: Column) -> Candidate:
-        return Candidate(f"各{c.label}的{m.label}合计分别是多少？",
+        return Candidate(f"按{c.label}分组，{self.subject}的{m.label}合计分别是多少？",
                          f"SELECT {ident(c.name)} AS {alias(c.label)}, SUM({ident(m.name)}) AS {alias(m.label + '合计')} "
                          f"FROM {self.table}{_where(self.live)} GROUP BY {ident(c.name)} ORDER BY 2 DESC NULLS LAST;",
                          "sum_by_enum")
 
     def _daily_sum(self, d: Column, m: Column) -> Candidate:
-        return Candidate(f"按{d.label}统计每天的{m.label}合计",
+        return Candidate(f"按{d.label}统计{self.subject}每天的{m.label}合计",
                          f"SELECT {_day(d)} AS {alias(d.label)}, SUM({ident(m.name)}) AS {alias(m.label + '合计')} "
                          f"FROM {self.table}{_where(self.live)} GROUP BY 1 ORDER BY 1;", "sum_by_date")
 
     def _monthly(self, d: Column, m: Column) -> Candidate:
-        return Candidate(f"按{d.label}所在月份统计{m.label}的合计与平均值",
+        return Candidate(f"按{d.label}所在月份统计{self.subject}的{m.label}合计与平均值",
                          f"SELECT CAST(date_trunc('month', {ident(d.name)}) AS date) AS 月份, "
                          f"SUM({ident(m.name)}) AS {alias(m.label + '合计')}, "
                          f"ROUND(CAST(AVG({ident(m.name)}) AS numeric), 2) AS {alias('平均' + m.label)} "
@@ -122,18 +155,18 @@ class _SingleTable:
 
     def _latest_day_average(self, d: Column, m: Column) -> Candidate:
         latest = f"(SELECT MAX({ident(d.name)}) FROM {self.table}{_where(self.live)})"
-        return Candidate(f"最近一个{d.label}的平均{m.label}是多少？",
+        return Candidate(f"{self.subject}最近一个{d.label}的平均{m.label}是多少？",
                          f"SELECT ROUND(CAST(AVG({ident(m.name)}) AS numeric), 2) AS {alias('平均' + m.label)} "
                          f"FROM {self.table}{_where(f'{ident(d.name)} = {latest}', self.live)};", "avg_latest_date")
 
     def _top_groups(self, n: Column, m: Column) -> Candidate:
-        return Candidate(f"{m.label}合计最高的前10个{n.label}是哪些？",
+        return Candidate(f"按{n.label}汇总{self.subject}的{m.label}，合计最高的前10个{n.label}是哪些？",
                          f"SELECT {ident(n.name)} AS {alias(n.label)}, SUM({ident(m.name)}) AS {alias(m.label + '合计')} "
                          f"FROM {self.table}{_where(self.live)} GROUP BY {ident(n.name)} "
                          f"ORDER BY 2 DESC NULLS LAST LIMIT 10;", "top_groups")
 
     def _average_by(self, n: Column, m: Column) -> Candidate:
-        return Candidate(f"各{n.label}的平均{m.label}是多少？",
+        return Candidate(f"按{n.label}分组，{self.subject}的平均{m.label}分别是多少？",
                          f"SELECT {ident(n.name)} AS {alias(n.label)}, "
                          f"ROUND(CAST(AVG({ident(m.name)}) AS numeric), 2) AS {alias('平均' + m.label)} "
                          f"FROM {self.table}{_where(self.live)} GROUP BY {ident(n.name)} ORDER BY 2 DESC NULLS LAST;",
@@ -144,26 +177,32 @@ class _SingleTable:
                          f"SELECT {self._display_columns(m)} FROM {self.table}{_where(self.live)} "
                          f"ORDER BY {ident(m.name)} DESC NULLS LAST LIMIT 10;", "top_rows")
 
-    def _filter_rows(self, c: Column, value: str) -> Candidate:
-        condition = self._equals(c, value)
-        return Candidate(f"查询{c.label}为“{value}”的{self.subject}记录",
+    def _filter_rows(self, c: Column, value: str) -> Candidate | None:
+        found = filter_on(c, value)
+        if found is None:
+            return None
+        condition, phrase = found
+        return Candidate(f"查询{phrase}的{self.subject}记录",
                          f"SELECT {self._display_columns()} FROM {self.table}{_where(condition, self.live)} LIMIT 100;",
                          "filter_rows")
 
-    def _filter_count(self, c: Column, value: str) -> Candidate:
-        return Candidate(f"{c.label}为“{value}”的{self.subject}记录有多少条？",
-                         f"SELECT COUNT(*) AS 记录数 FROM {self.table}{_where(self._equals(c, value), self.live)};",
+    def _filter_count(self, c: Column, value: str) -> Candidate | None:
+        found = filter_on(c, value)
+        if found is None:
+            return None
+        condition, phrase = found
+        return Candidate(f"{phrase}的{self.subject}记录有多少条？",
+                         f"SELECT COUNT(*) AS 记录数 FROM {self.table}{_where(condition, self.live)};",
                          "filter_count")
 
-    def _filter_sum(self, c: Column, value: str, m: Column) -> Candidate:
-        return Candidate(f"{c.label}为“{value}”时，{m.label}合计是多少？",
+    def _filter_sum(self, c: Column, value: str, m: Column) -> Candidate | None:
+        found = filter_on(c, value)
+        if found is None:
+            return None
+        condition, phrase = found
+        return Candidate(f"{phrase}的{self.subject}中，{m.label}合计是多少？",
                          f"SELECT SUM({ident(m.name)}) AS {alias(m.label + '合计')} FROM {self.table}"
-                         f"{_where(self._equals(c, value), self.live)};", "filter_sum")
-
-    def _equals(self, c: Column, value: str) -> str:
-        if is_temporal(c):
-            return f"{_day(c)} = {sample_literal(c, value[:10])}"
-        return f"{ident(c.name)} = {sample_literal(c, value)}"
+                         f"{_where(condition, self.live)};", "filter_sum")
 
     def _distinct_count(self, c: Column) -> Candidate:
         return Candidate(f"{self.subject}中共有多少个不同的{c.label}？",
@@ -194,7 +233,7 @@ class _SingleTable:
 
 class _Joins:
     """Templates along the anchor's foreign keys (to its parents and grandparents) and from the
-    tables that reference it."""
+    tables that reference it. Questions name the table whose column they group or filter by."""
 
     def __init__(self, doc: TableDoc, docs: dict[tuple[str, str], TableDoc], roles: RolesByTable):
         self.doc = doc
@@ -203,25 +242,27 @@ class _Joins:
         self.roles = roles[doc.key]
         self.subject = subject(doc)
 
-    def kinds(self) -> list[list[Candidate]]:
-        counts, sums, by_category, filters, two_hops, referenced = [], [], [], [], [], []
+    def candidates(self) -> list[Candidate]:
+        found = []
         for fk, parent in self._parents(self.doc):
-            label = self.all_roles[parent.key].name_column
+            parent_roles = self.all_roles[parent.key]
+            label = parent_roles.name_column
             if label is None:
                 continue
             join = f"FROM {table_ref(self.doc)} t JOIN {table_ref(parent)} p ON {_on(fk, 't', 'p')}"
             live = (soft_delete_condition(self.doc, "t"), soft_delete_condition(parent, "p"))
-            counts.append(self._count_by_parent(join, live, label))
-            sums += [self._sum_by_parent(join, live, label, m) for m in self.roles.measures[:2]]
-            by_category += [self._count_by_parent_category(join, live, parent, c)
-                            for c in self.all_roles[parent.key].categories[:1]]
-            filters += [self._filter_by_parent(join, live, label, v) for v in usable_samples(label, 1)]
+            of = f"{subject(parent)}的{label.label}"
+            found.append(self._count_by_parent(join, live, label, of))
+            found += [self._sum_by_parent(join, live, label, of, m) for m in self.roles.measures[:2]]
+            found += [self._month_by_parent(join, live, label, of, d, m)
+                      for d in self.roles.dates[:1] for m in self.roles.measures[:1]]
+            found += [self._count_by_parent_category(join, live, parent, c) for c in parent_roles.categories[:1]]
+            found += [self._filter_by_parent(join, live, label, subject(parent), v) for v in usable_samples(label, 1)]
             for fk2, grandparent in self._parents(parent):
                 top = self.all_roles[grandparent.key].name_column
                 if top is not None and grandparent.key != self.doc.key:
-                    two_hops.append(self._two_hops(fk, parent, fk2, grandparent, top))
-        referenced = self._referenced_by()
-        return [counts, sums, by_category, filters, two_hops, referenced]
+                    found.append(self._two_hops(fk, parent, fk2, grandparent, top))
+        return [c for c in found + self._referenced_by() if c is not None]
 
     def _parents(self, doc: TableDoc):
         for fk in doc.foreign_keys:
@@ -229,26 +270,36 @@ class _Joins:
             if parent is not None and all(parent.column(c) for c in fk.target_columns):
                 yield fk, parent
 
-    def _count_by_parent(self, join: str, live, label: Column) -> Candidate:
-        return Candidate(f"各{label.label}对应的{self.subject}记录有多少条？",
+    def _count_by_parent(self, join: str, live, label: Column, of: str) -> Candidate:
+        return Candidate(f"按{of}统计{self.subject}的记录数，最多的前20个是哪些？",
                          f"SELECT p.{ident(label.name)} AS {alias(label.label)}, COUNT(*) AS 记录数 {join}"
                          f"{_where(*live)} GROUP BY p.{ident(label.name)} ORDER BY 记录数 DESC LIMIT 20;",
                          "join_count")
 
-    def _sum_by_parent(self, join: str, live, label: Column, m: Column) -> Candidate:
-        return Candidate(f"按{label.label}汇总{m.label}，合计最高的前10个是哪些？",
+    def _sum_by_parent(self, join: str, live, label: Column, of: str, m: Column) -> Candidate:
+        return Candidate(f"按{of}汇总{self.subject}的{m.label}，合计最高的前10个是哪些？",
                          f"SELECT p.{ident(label.name)} AS {alias(label.label)}, "
                          f"SUM(t.{ident(m.name)}) AS {alias(m.label + '合计')} {join}{_where(*live)} "
                          f"GROUP BY p.{ident(label.name)} ORDER BY 2 DESC NULLS LAST LIMIT 10;", "join_sum")
 
+    def _month_by_parent(self, join: str, live, label: Column, of: str, d: Column, m: Column) -> Candidate:
+        return Candidate(f"按{of}和{d.label}所在月份统计{self.subject}的{m.label}合计",
+                         f"SELECT p.{ident(label.name)} AS {alias(label.label)}, "
+                         f"CAST(date_trunc('month', t.{ident(d.name)}) AS date) AS 月份, "
+                         f"SUM(t.{ident(m.name)}) AS {alias(m.label + '合计')} {join}{_where(*live)} "
+                         f"GROUP BY 1, 2 ORDER BY 2, 3 DESC NULLS LAST;", "join_month")
+
     def _count_by_parent_category(self, join: str, live, parent: TableDoc, c: Column) -> Candidate:
-        return Candidate(f"按{subject(parent)}的{c.label}统计{self.subject}记录数",
+        return Candidate(f"按{subject(parent)}的{c.label}统计{self.subject}的记录数",
                          f"SELECT p.{ident(c.name)} AS {alias(c.label)}, COUNT(*) AS 记录数 {join}{_where(*live)} "
                          f"GROUP BY p.{ident(c.name)} ORDER BY 记录数 DESC;", "join_category")
 
-    def _filter_by_parent(self, join: str, live, label: Column, value: str) -> Candidate:
-        condition = f"p.{ident(label.name)} = {sample_literal(label, value)}"
-        return Candidate(f"{label.label}为“{value}”的{self.subject}记录有多少条？",
+    def _filter_by_parent(self, join: str, live, label: Column, parent: str, value: str) -> Candidate | None:
+        found = filter_on(label, value, "p.")
+        if found is None:
+            return None
+        condition, phrase = found
+        return Candidate(f"{parent}的{phrase}的{self.subject}记录有多少条？",
                          f"SELECT COUNT(*) AS 记录数 {join}{_where(condition, *live)};", "join_filter")
 
     def _two_hops(self, fk: ForeignKey, parent: TableDoc, fk2: ForeignKey, grandparent: TableDoc,
@@ -258,11 +309,12 @@ class _Joins:
         live = (soft_delete_condition(self.doc, "t"), soft_delete_condition(parent, "p"),
                 soft_delete_condition(grandparent, "g"))
         measure = self.roles.measures[0] if self.roles.measures else None
+        by = f"经由{subject(parent)}关联的{subject(grandparent)}的{top.label}"
         if measure is None:
-            return Candidate(f"按{top.label}统计{self.subject}的记录数",
+            return Candidate(f"按{by}统计{self.subject}的记录数",
                              f"SELECT g.{ident(top.name)} AS {alias(top.label)}, COUNT(*) AS 记录数 {joins}"
                              f"{_where(*live)} GROUP BY g.{ident(top.name)} ORDER BY 记录数 DESC;", "join_two_hops")
-        return Candidate(f"各{top.label}的{measure.label}合计是多少？",
+        return Candidate(f"按{by}汇总{self.subject}的{measure.label}合计",
                          f"SELECT g.{ident(top.name)} AS {alias(top.label)}, "
                          f"SUM(t.{ident(measure.name)}) AS {alias(measure.label + '合计')} {joins}{_where(*live)} "
                          f"GROUP BY g.{ident(top.name)} ORDER BY 2 DESC NULLS LAST;", "join_two_hops")
@@ -279,7 +331,7 @@ class _Joins:
                 child_live = soft_delete_condition(child, "c")
                 on = _on(fk, "c", "p") + (f" AND {child_live}" if child_live else "")
                 found.append(Candidate(
-                    f"每个{label.label}分别有多少条{subject(child)}记录？",
+                    f"按{self.subject}的{label.label}统计各有多少条{subject(child)}记录（含没有记录的）",
                     f"SELECT p.{ident(label.name)} AS {alias(label.label)}, COUNT(c.{ident(fk.columns[0])}) AS 记录数 "
                     f"FROM {table_ref(self.doc)} p LEFT JOIN {table_ref(child)} c ON {on}"
                     f"{_where(soft_delete_condition(self.doc, 'p'))} GROUP BY p.{ident(label.name)} "

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from data_pipeline.errors import LLMError
+from data_pipeline.llm import budgets
 from data_pipeline.schema import naming
 from data_pipeline.schema.model import Column, TableComments, TableInfo
 
@@ -88,7 +89,8 @@ def llm_comments(llm, table: TableInfo, business_context: str | None) -> TableCo
     """Comments with the LLM's answer merged in; LLMError propagates (the caller falls back)."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": build_prompt(table, business_context)}]
-    answer = llm.chat_json(messages, validate=lambda value: validate_answer(value, table))
+    answer = llm.chat_json(messages, validate=lambda value: validate_answer(value, table),
+                           max_tokens=budgets.table_comments(len(table.columns)))
     return merge(table, answer)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import psycopg
@@ -83,7 +84,8 @@ def run(ctx: StepContext) -> dict:
     lost: list[dict] = []
     pool = _open_pool(ctx, min(DB_CONNECTIONS, workers))
     try:
-        documented = _document_all(ctx, pool, found, workers, errors, lost, total)
+        with llm.step_budget(ctx.settings.llm_step_timeout) if llm else nullcontext():
+            documented = _document_all(ctx, pool, found, workers, errors, lost, total)
     finally:
         pool.close()
     if lost:
@@ -111,7 +113,10 @@ def run(ctx: StepContext) -> dict:
     }
     if llm is not None:
         after = llm.usage_summary()
-        result["llm_usage"] = {key: after[key] - usage_before[key] for key in after}
+        result["llm_usage"] = {key: after[key] - usage_before[key]
+                               for key in ("calls", "prompt_tokens", "completion_tokens")}
+        # Tables whose comments fell back to the database's and the naming dictionary.
+        result["llm_fallbacks"] = sum(1 for d in documented.values() if not d.llm_comments)
     logger.info("DDL/MD生成完成: 成功 %d, 失败 %d, 用时 %.1fs%s", len(documented), failed, result["duration"],
                 f", LLM用量 {result['llm_usage']}" if llm is not None else "")
     if not documented:

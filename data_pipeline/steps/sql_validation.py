@@ -1,10 +1,14 @@
 """Step 3, sql_validation: check every SQL of the task's pair file against the business database
-(EXPLAIN, read-only), repair failures with the LLM, optionally rewrite the pair file, report.
+(EXPLAIN, read-only), run what passes (the execution check: read-only, timed, row-limited; a
+failed run or an empty result on a value the question names makes the pair invalid), repair
+failures with the LLM, optionally rewrite the pair file, report, refresh the quality report.
 
-Task flags (ctx.params): enable_llm_repair (default true), modify_original_file (default true).
+Task flags (ctx.params): enable_llm_repair (default true), modify_original_file (default true),
+validate_by_execution (default true).
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -13,7 +17,9 @@ from datetime import datetime
 
 from data_pipeline.errors import StepFailed
 from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables, load_table_documents
+from data_pipeline.qa.quality import write_quality_report
 from data_pipeline.steps.context import StepContext
+from data_pipeline.validation.execution import ExecutionLimits
 from data_pipeline.validation.explain_validator import SQLValidator
 from data_pipeline.validation.pair_file import PairChange, find_pair_file, load_pairs, rewrite_pairs
 from data_pipeline.validation.repair import SQLRepairer
@@ -30,6 +36,7 @@ def run(ctx: StepContext) -> dict:
     pairs = load_pairs(pair_path)
     repair_enabled = bool(ctx.param("enable_llm_repair", True))
     modify_file = bool(ctx.param("modify_original_file", True))
+    execute = ctx.param("validate_by_execution", True) is not False
     settings = ctx.settings
     logger.info("开始验证 %s 中的 %d 条SQL（并发 %d，超时 %d 毫秒）", pair_path.name, len(pairs),
                 settings.sql_validation_concurrency, settings.sql_explain_timeout_ms)
@@ -37,21 +44,40 @@ def run(ctx: StepContext) -> dict:
     totals = RunTotals(pair_file=pair_path.name, started=started_at, duration=0.0, repair_enabled=repair_enabled)
     with SQLValidator(ctx.db_url, concurrency=settings.sql_validation_concurrency,
                       statement_timeout_ms=settings.sql_explain_timeout_ms,
-                      logger=logging.getLogger("SQLValidator")) as validator:
+                      logger=logging.getLogger("SQLValidator"),
+                      execution=ExecutionLimits.from_settings(settings) if execute else None) as validator:
         reports = _validate_all(ctx, validator, pairs)
         failed = [r for r in reports if not r.first.valid]
         logger.info("首次验证完成: 有效 %d，无效 %d", len(reports) - len(failed), len(failed))
+        llm_fallbacks = 0
         if repair_enabled and failed:
-            _repair_all(ctx, validator, [r for r in failed if r.first.repairable], totals)
+            llm_fallbacks = _repair_all(ctx, validator, [r for r in failed if r.first.repairable], totals)
         totals.total_retries = validator.retries
 
     if modify_file:
         _rewrite_pair_file(ctx, pair_path, pairs, reports, totals, timestamp)
     totals.duration = time.perf_counter() - started
     result = write_reports(ctx.task_dir, timestamp, reports, totals)
+    result["execution_check"] = {"enabled": execute, "executed": sum(1 for r in reports if r.final.executed),
+                                 "failed": sum(1 for r in reports if r.first.error_class == "execution_error"),
+                                 "empty_results": sum(1 for r in reports if r.first.error_class == "empty_result")}
+    if ctx.llm is not None:
+        result["llm_fallbacks"] = llm_fallbacks
+    write_quality_report(ctx.task_dir, settings, llm_fallbacks=_generation_fallbacks(ctx) + llm_fallbacks)
     logger.info("SQL验证完成: %d/%d 有效，修复成功 %d，报告 %s", result["valid_sql_count"],
                 result["original_sql_count"], totals.repair_successful, result["summary_file"])
     return result
+
+
+def _generation_fallbacks(ctx: StepContext) -> int:
+    """The pairs qa_generation made offline because the LLM's answers were unusable (its result
+    file), so the quality report counts the fallbacks of both steps."""
+    try:
+        result = json.loads((ctx.task_dir / "qa_generation_result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    value = result.get("llm_fallbacks") if isinstance(result, dict) else None
+    return value if isinstance(value, int) else 0
 
 
 def _validate_all(ctx: StepContext, validator: SQLValidator, pairs: list[dict]) -> list[PairReport]:
@@ -63,18 +89,21 @@ def _validate_all(ctx: StepContext, validator: SQLValidator, pairs: list[dict]) 
             done[0] += 1
             ctx.report_progress(done[0], total, "pairs")
 
-    outcomes = validator.validate_many([pair["sql"] for pair in pairs], on_done=finished)
+    outcomes = validator.validate_many([pair["sql"] for pair in pairs], on_done=finished,
+                                       questions=[pair["question"] for pair in pairs])
     return [PairReport(index=index, question=pair["question"], sql=pair["sql"], first=outcome, final=outcome,
                        final_sql=pair["sql"], seconds=outcome.seconds)
             for index, (pair, outcome) in enumerate(zip(pairs, outcomes))]
 
 
-def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[PairReport], totals: RunTotals) -> None:
+def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[PairReport], totals: RunTotals) -> int:
+    """Repair what can be repaired; the number of pairs whose repair fell back (no usable answer,
+    or LLM_STEP_TIMEOUT spent): they stay invalid, and are removed when the file is rewritten."""
     if ctx.llm is None:
         ctx.logger.warning("未配置LLM，跳过SQL修复（%d 条SQL验证失败）", len(candidates))
-        return
+        return 0
     if not candidates:
-        return
+        return 0
     docs = _table_documents(ctx)
     repairer = SQLRepairer(ctx.llm, validator, docs, rounds=ctx.settings.sql_repair_rounds,
                            logger=logging.getLogger("SQLRepairer"))
@@ -90,13 +119,19 @@ def _repair_all(ctx: StepContext, validator: SQLValidator, candidates: list[Pair
         report.final, report.final_sql = result.outcome, result.sql
         with lock:
             done[0] += 1
+            fallbacks[0] += result.llm_unusable
             ctx.report_progress(done[0], total, "repairs")
+        if result.llm_unusable:
+            ctx.logger.warning("第 %d 条问答对的SQL修复：LLM没有可用的回答，该问答对保持无效", report.index + 1)
 
-    with ThreadPoolExecutor(max_workers=ctx.settings.llm_concurrency, thread_name_prefix="sql-repair") as pool:
+    fallbacks = [0]
+    with ThreadPoolExecutor(max_workers=ctx.settings.llm_concurrency, thread_name_prefix="sql-repair") as pool, \
+            ctx.llm.step_budget(ctx.settings.llm_step_timeout):
         list(pool.map(repair, candidates))
     totals.repair_attempted = sum(1 for r in candidates if r.rounds)
     totals.repair_successful = sum(1 for r in candidates if r.repaired)
     ctx.logger.info("LLM修复完成: 尝试 %d，成功 %d", totals.repair_attempted, totals.repair_successful)
+    return fallbacks[0]
 
 
 def _table_documents(ctx: StepContext) -> list[TableDoc]:
@@ -131,6 +166,8 @@ def _rewrite_pair_file(ctx: StepContext, pair_path, pairs: list[dict], reports: 
         totals.failed_modifications = len(changes)
         ctx.logger.error("修改问答对文件失败，原文件未改动: %s", exc)
         return
+    for report in reports:
+        report.removed = not report.repaired and not report.final.valid
     totals.modified = sum(1 for c in changes if c.new_sql is not None)
     totals.deleted = len(changes) - totals.modified
     totals.backup_file, totals.modification_log = backup.name, log.name

@@ -5,18 +5,23 @@ vector tables are first backed up into `<task dir>/vector_bak/` and, for truncat
 the backup is verified. Then every `*.ddl`, every `*_detail.md` and the pairs of the newest
 top-level `*_pair.json` are embedded and loaded in the format a stock Vanna `PG_VectorStore`
 reads (see data_pipeline/vector/documents.py). The result counts this task's rows by collection.
+Then every loaded pair's question is searched in the `sql` collection (self-recall at 1 and 5,
+data_pipeline/vector/self_recall.py) and the quality report is refreshed with the figures.
 """
 from __future__ import annotations
 
+import json
 import time
 
 from data_pipeline.db.databases import store_url as settings_store_url
 from data_pipeline.errors import StepFailed
+from data_pipeline.qa.quality import write_quality_report
 from data_pipeline.steps.context import StepContext
 from data_pipeline.vector import documents as task_documents
 from data_pipeline.vector.backup import backup_vector_tables
 from data_pipeline.vector.embeddings import embeddings_from_settings
 from data_pipeline.vector.loader import load_documents
+from data_pipeline.vector.self_recall import self_recall
 
 BACKUP_DIR = "vector_bak"
 
@@ -57,6 +62,11 @@ def run(ctx: StepContext) -> dict:
 
     loaded = load_documents(store, embeddings, ctx.task_id, collected.documents,
                             progress=ctx.report_progress, logger=logger)
+    loaded_pairs = [json.loads(d.text) for d in collected.documents if d.collection == "sql"]
+    retrieval = self_recall(store, embeddings, [(p["question"], p["sql"]) for p in loaded_pairs])
+    logger.info("检索自召回: recall@1 %.3f, recall@5 %.3f（%d 条问答对）", retrieval["self_recall_at_1"],
+                retrieval["self_recall_at_5"], len(loaded_pairs))
+    write_quality_report(ctx.task_dir, ctx.settings, retrieval=retrieval)
     result = {
         "load_successful": True,
         "total_records": loaded["total_records"],
@@ -68,6 +78,7 @@ def run(ctx: StepContext) -> dict:
         "duplicate_pairs": collected.duplicate_pairs,
         "embedding": {"provider": ctx.settings.embedding_provider, **loaded["embedding"]},
         "sql_round_trips": loaded["sql_round_trips"],
+        "retrieval": retrieval,
         "duration": round(time.monotonic() - started, 3),
     }
     if vector_management is not None:

@@ -21,7 +21,8 @@ from data_pipeline.errors import (ConflictError, InsufficientStorageError, Pipel
                                   ValidationError, disk_full_details, is_disk_full)
 from data_pipeline.tasks.statuses import ACTIVE_TASK_STATUSES, STEP_NAMES, ExecutionStatus, TaskStatus
 from data_pipeline.store import Execution, Task, TaskStore
-from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_text, render_table_list
+from data_pipeline.tasks.table_list import (decode_table_list, parse_table_list_text, render_table_list,
+                                           resolve_table_list_file)
 from data_pipeline.tasks.directory import (TABLE_LIST_FILE, is_valid_task_id, missing_step_inputs, read_table_list,
                                     task_dir, write_text_atomic)
 from data_pipeline.tasks.serializers import task_status_body, task_summary
@@ -106,33 +107,17 @@ class TaskService:
         thread.start()
         return thread
 
-    def _resolve_table_list_file(self, value: str) -> Path:
-        """A table list path inside the project root or the training data dir (else 400)."""
-        if "\x00" in value:
-            raise ValidationError("表清单文件路径无效", invalid_params=["table_list_file"], error_code="INVALID_FILE_PATH")
-        roots = [PROJECT_ROOT.resolve(), Path(self.settings.training_data_dir).resolve()]
-        candidate = Path(value)
-        if not candidate.is_absolute():
-            # Relative to the project root, else to the training data directory.
-            candidate = next((root / candidate for root in roots if (root / candidate).is_file()), roots[0] / candidate)
-        resolved = candidate.resolve()
-        if not any(resolved == root or root in resolved.parents for root in roots):
-            raise ValidationError("表清单文件必须位于项目目录或训练数据目录内", invalid_params=["table_list_file"],
-                                  error_code="INVALID_FILE_PATH")
-        if not resolved.is_file():
-            raise ValidationError(f"表清单文件不存在: {value[:200]}", invalid_params=["table_list_file"],
-                                  error_code="FILE_NOT_FOUND", status=400)
-        return resolved
-
     # ---- operations ------------------------------------------------------------------------
 
     def create_task(self, *, table_list_file: str | None, business_context: str | None, db_name: str | None,
                     db_connection: str | None, task_name: str | None, created_by: str, **flags: bool) -> dict:
         table_list_text = None
         if table_list_file:
-            path = self._resolve_table_list_file(table_list_file)
+            path = resolve_table_list_file(table_list_file, PROJECT_ROOT, self.settings.training_data_dir)
+            # A server file, not the caller's: a refusal quotes one offending name, never other lines.
             table_list_text = render_table_list(parse_table_list_text(
-                decode_table_list(path.read_bytes()), param="table_list_file"))
+                decode_table_list(path.read_bytes(), param="table_list_file"), param="table_list_file",
+                names_shown=1))
         if db_connection is not None:
             db_connection = validate_url(db_connection)
         if not db_name:
@@ -191,7 +176,8 @@ class TaskService:
         return {"task_id": task_id, "deleted": True, "directory_removed": not directory.exists()}
 
     def execute_task(self, task_id: str, *, execution_mode: str, step_name: str | None,
-                     backup_vector_tables: bool | None, truncate_vector_tables: bool | None) -> dict:
+                     backup_vector_tables: bool | None, truncate_vector_tables: bool | None,
+                     validate_by_execution: bool | None = None) -> dict:
         if execution_mode not in ("complete", "step"):
             raise ValidationError("无效的执行模式，必须是 'complete' 或 'step'", invalid_params=["execution_mode"],
                                   error_code="INVALID_EXECUTION_MODE")
@@ -224,6 +210,8 @@ class TaskService:
         backup = parameters.get("backup_vector_tables", False) if backup_vector_tables is None \
             else backup_vector_tables
         options = {"backup_vector_tables": bool(backup or truncate), "truncate_vector_tables": bool(truncate)}
+        if validate_by_execution is not None:
+            options["validate_by_execution"] = validate_by_execution
         stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
         base = f"{task_id}_step_{step_name}_exec_{stamp}" if step_name else f"{task_id}_complete_exec_{stamp}"
         execution_id = self.store.enqueue_execution(task_id, execution_id_base=base, mode=execution_mode,

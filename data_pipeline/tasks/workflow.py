@@ -154,7 +154,8 @@ class WorkflowRunner:
             task_id=self.task.task_id, task_dir=self.task_dir, settings=self.settings, db_url=db_url,
             db_name=self.task.db_name or database_name(db_url),
             business_context=self.task.business_context or "", tables=tables,
-            params=self.parameters, llm=LLMClient.from_settings(self.settings),
+            # an execute request's validate_by_execution overrides the task's
+            params={**self.parameters, **_overrides(self.options)}, llm=LLMClient.from_settings(self.settings),
             store_url=store_url(self.settings),
             backup_vector_tables=truncate or bool(self.options.get("backup_vector_tables")),
             truncate_vector_tables=truncate)
@@ -235,3 +236,7 @@ class WorkflowRunner:
             })
         except OSError as exc:  # the outcome is in the store already; the file is a copy for users
             logger.warning("无法写入 %s: %s", TASK_RESULT_FILE, _failure_message(exc, None))
+
+
+def _overrides(options: dict) -> dict:
+    return {name: options[name] for name in ("validate_by_execution",) if name in options}

@@ -1,4 +1,5 @@
-"""Checks SQL against a business database with EXPLAIN: never ANALYZE, never executing the query.
+"""Checks SQL against a business database with EXPLAIN (never ANALYZE) and, when built with
+`execution` limits, then runs what passed (validation/execution.py: read-only, timed, row-limited).
 
 Every check first passes `check_statement` (one read-only query of allowed functions and the
 database's own relations, decided without the database), then runs `EXPLAIN <sql>` inside a
@@ -30,6 +31,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connect, mask_url, scrub
 from data_pipeline.errors import DatabaseError
 from data_pipeline.retries import retrying
+from data_pipeline.validation.execution import ExecutionLimits, named_filter_values, run_limited
 from data_pipeline.validation.outcome import ErrorClass, ValidationOutcome, classify_sqlstate
 from data_pipeline.validation.statement_check import SYSTEM_SCHEMAS, check_statement
 
@@ -48,8 +50,10 @@ class SQLValidator:
 
     def __init__(self, db_url: str, *, concurrency: int = 8, statement_timeout_ms: int = 5_000,
                  max_retries: int = 3, connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, execution: ExecutionLimits | None = None):
+        """`execution`: also run each SQL that passes EXPLAIN (validation/execution.py)."""
         self.db_url = db_url
+        self.execution = execution
         self.concurrency = concurrency
         self.statement_timeout_ms = statement_timeout_ms
         self.max_retries = max_retries
@@ -88,15 +92,17 @@ class SQLValidator:
             self._pool.close()
             self._pool = None
 
-    def validate(self, sql: str) -> ValidationOutcome:
-        """One SQL's outcome; DatabaseError if the database cannot be reached at all."""
+    def validate(self, sql: str, question: str = "") -> ValidationOutcome:
+        """One SQL's outcome; DatabaseError if the database cannot be reached at all. With the
+        execution check on, `question` decides whether an empty result is a failure."""
         try:
-            return self._validate(sql)
+            return self._validate(sql, question)
         except DatabaseUnavailable as exc:
             raise DatabaseError(f"数据库 {mask_url(self.db_url)} 不可用，SQL验证中止: {exc}") from None
 
     def validate_many(self, sqls: Sequence[str],
-                      on_done: Callable[[int, ValidationOutcome], None] | None = None) -> list[ValidationOutcome]:
+                      on_done: Callable[[int, ValidationOutcome], None] | None = None,
+                      questions: Sequence[str] | None = None) -> list[ValidationOutcome]:
         """Outcomes in input order. `on_done(index, outcome)` is called as each check finishes."""
         outcomes: list[ValidationOutcome | None] = [None] * len(sqls)
         stop = threading.Event()
@@ -104,7 +110,7 @@ class SQLValidator:
         def work(index: int) -> None:
             if stop.is_set():
                 return
-            outcomes[index] = self._validate(sqls[index])
+            outcomes[index] = self._validate(sqls[index], questions[index] if questions else "")
             if on_done is not None:
                 on_done(index, outcomes[index])
 
@@ -122,7 +128,7 @@ class SQLValidator:
             raise failure
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def _validate(self, sql: str) -> ValidationOutcome:
+    def _validate(self, sql: str, question: str = "") -> ValidationOutcome:
         started = time.perf_counter()
         checked = check_statement(sql)
         if not checked.ok:
@@ -152,7 +158,30 @@ class SQLValidator:
             return ValidationOutcome.failed(
                 classify_sqlstate(exc.sqlstate), _database_message(exc, self.db_url), sqlstate=exc.sqlstate,
                 seconds=time.perf_counter() - started, retries=retries)
-        return ValidationOutcome.ok(time.perf_counter() - started, retries=retries)
+        if self.execution is None:
+            return ValidationOutcome.ok(time.perf_counter() - started, retries=retries)
+        return self._execution_check(sql, question, started, retries, policy)
+
+    def _execution_check(self, sql: str, question: str, started: float, retries: int, policy) -> ValidationOutcome:
+        """Only for SQL that passed the statement check and EXPLAIN."""
+        try:
+            rows = policy(self._execute, sql)
+        except psycopg.errors.QueryCanceled:
+            self.logger.info("SQL执行超过%d毫秒，未计入失败: %s", self.execution.timeout_ms, " ".join(sql.split())[:200])
+            return ValidationOutcome.ok(time.perf_counter() - started, retries=retries)
+        except (psycopg.Error, PoolTimeout) as exc:
+            if _is_connection_problem(exc):
+                raise DatabaseUnavailable(self._reason(exc)) from None
+            return ValidationOutcome.failed(
+                ErrorClass.EXECUTION, f"执行失败: {_database_message(exc, self.db_url)}", sqlstate=exc.sqlstate,
+                seconds=time.perf_counter() - started, retries=retries, explain_valid=True)
+        named = named_filter_values(question, sql) if rows == 0 else []
+        if named:
+            return ValidationOutcome.failed(
+                ErrorClass.EMPTY_RESULT, f"执行结果为空：问题中的筛选值“{'”、“'.join(named)}”在数据中没有匹配的行",
+                seconds=time.perf_counter() - started, retries=retries, explain_valid=True, executed=True,
+                row_count=0)
+        return ValidationOutcome.ok(time.perf_counter() - started, retries=retries, executed=True, row_count=rows)
 
     def _reason(self, exc: BaseException) -> str:
         text = str(exc).strip()
@@ -171,6 +200,16 @@ class SQLValidator:
                     conn.execute("EXPLAIN " + sql)
             finally:
                 # Nothing was written, but nothing is kept either: end the transaction either way.
+                if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+
+    def _execute(self, sql: str) -> int:
+        assert self._pool is not None and self.execution is not None
+        with self._pool.connection() as conn:
+            try:
+                conn.execute("BEGIN READ ONLY")
+                return run_limited(conn, sql, self.execution)
+            finally:
                 if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
 

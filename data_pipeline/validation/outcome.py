@@ -25,6 +25,8 @@ class ErrorClass:
     PERMISSION = "permission_denied"
     TIMEOUT = "timeout"
     DATABASE = "database_error"
+    EXECUTION = "execution_error"            # passed EXPLAIN, failed when run (division by zero, bad cast)
+    EMPTY_RESULT = "empty_result"            # no rows while filtering on a value the question names
 
 
 # Refused before the database is reached: rewriting them is not a repair but a different request.
@@ -65,16 +67,22 @@ class ValidationOutcome:
     sqlstate: str | None = None
     seconds: float = 0.0
     retries: int = 0
+    explain_valid: bool = False       # the statement check and EXPLAIN passed
+    executed: bool = False            # the execution check ran it to the end (within the row limit)
+    row_count: int | None = None      # rows it returned, at most the row limit
 
     @classmethod
-    def ok(cls, seconds: float, retries: int = 0) -> "ValidationOutcome":
-        return cls(valid=True, seconds=seconds, retries=retries)
+    def ok(cls, seconds: float, retries: int = 0, *, executed: bool = False,
+           row_count: int | None = None) -> "ValidationOutcome":
+        return cls(valid=True, seconds=seconds, retries=retries, explain_valid=True, executed=executed,
+                   row_count=row_count)
 
     @classmethod
     def failed(cls, error_class: str, error: str, *, sqlstate: str | None = None, seconds: float = 0.0,
-               retries: int = 0) -> "ValidationOutcome":
+               retries: int = 0, explain_valid: bool = False, executed: bool = False,
+               row_count: int | None = None) -> "ValidationOutcome":
         return cls(valid=False, error=error, error_class=error_class, sqlstate=sqlstate, seconds=seconds,
-                   retries=retries)
+                   retries=retries, explain_valid=explain_valid, executed=executed, row_count=row_count)
 
     @property
     def repairable(self) -> bool:

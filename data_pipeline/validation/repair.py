@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from data_pipeline.errors import LLMError
+from data_pipeline.llm import budgets
 from data_pipeline.llm.client import LLMClient
 from data_pipeline.qa.documents import TableDoc
 from data_pipeline.validation.explain_validator import SQLValidator
@@ -35,6 +36,7 @@ class RepairResult:
     rounds: int = 0
     attempts: list[dict] = field(default_factory=list)
     skipped_reason: str | None = None
+    llm_unusable: bool = False   # no usable answer (or the LLM was given up on): the pair is removed
 
 
 class SQLRepairer:
@@ -55,16 +57,18 @@ class SQLRepairer:
         for round_number in range(1, self.rounds + 1):
             if self._llm_down():
                 result.skipped_reason = "LLM多次调用失败，跳过修复"
+                result.llm_unusable = True
                 break
             result.rounds = round_number
             try:
                 candidate = self._ask(question, current_sql, current, result.attempts)
             except LLMError as exc:
                 self._note_llm_failure()
+                result.llm_unusable = True
                 self.logger.warning("LLM修复调用失败: %s", exc.details)
                 result.attempts.append({"round": round_number, "sql": None, "error": f"LLM调用失败: {exc.details}"})
                 break
-            current = self.validator.validate(candidate)
+            current = self.validator.validate(candidate, question)
             result.attempts.append({"round": round_number, "sql": candidate,
                                     "error": current.error, "error_class": current.error_class})
             current_sql = candidate
@@ -94,7 +98,7 @@ class SQLRepairer:
                   f"数据库报错（{outcome.error_class}）：{outcome.error}{earlier}\n\n"
                   f"相关表结构：\n{schema}\n\n请给出修复后的SQL。")
         messages = [{"role": "system", "content": _SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
-        return self.llm.chat_json(messages, validate=_repaired_sql, temperature=0.1)
+        return self.llm.chat_json(messages, validate=_repaired_sql, temperature=0.1, max_tokens=budgets.repair())
 
     def _llm_down(self) -> bool:
         with self._lock:

@@ -24,6 +24,7 @@ class PairReport:
     rounds: int = 0
     seconds: float = 0.0
     repair_attempts: list[dict] = field(default_factory=list)
+    removed: bool = False             # taken out of the pair file
 
     def as_dict(self) -> dict:
         entry = {
@@ -32,6 +33,10 @@ class PairReport:
             "initial_error": self.first.error, "initial_error_class": self.first.error_class,
             "repaired": self.repaired, "rounds": self.rounds, "time": round(self.seconds, 4),
             "retries": self.first.retries,
+            # the execution check (quality_report.json counts these)
+            "explain_valid": self.first.explain_valid, "executed": self.final.executed,
+            "row_count": self.final.row_count, "empty_result": self.first.error_class == "empty_result",
+            "removed": self.removed,
         }
         if self.repaired:
             entry["repaired_sql"] = self.final_sql

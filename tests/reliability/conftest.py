@@ -10,9 +10,7 @@ PostgreSQL data directories, which legitimately hold the store's rows, are left 
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +20,8 @@ import pytest
 from tests.support.api_server import ApiServer, server_env
 from tests.support.pg_cluster import PostgresCluster, find_bin_dir
 from tests.support.secret_audit import audit
+from tests.support.task_runs import task_dir, write_control as control
+from tests.support.waiting import wait_until
 
 TASKS = "/api/v0/data_pipeline/tasks"
 DEMO_TABLES = ["bss_business_day_data", "bss_car_day_count", "bss_company", "bss_section_route",
@@ -141,14 +141,6 @@ def new_task(server: ApiServer, tables=DEMO_TABLES, **params) -> str:
     return task_id
 
 
-def task_dir(server: ApiServer, task_id: str) -> Path:
-    return server.training_data_dir / task_id
-
-
-def control(server: ApiServer, task_id: str, spec: dict) -> None:
-    (task_dir(server, task_id) / "test_control.json").write_text(json.dumps(spec), encoding="utf-8")
-
-
 def run_step(server: ApiServer, task_id: str, step: str, timeout: float = 180) -> dict:
     response = server.execute(task_id, execution_mode="step", step_name=step)
     assert response.status_code == 202, response.text
@@ -172,16 +164,6 @@ def step_frozen(server: ApiServer, llm, task_id: str, step: str, hold_after: int
 
 def upload(server: ApiServer, task_id: str, name: str, content: bytes):
     return server.post(f"{TASKS}/{task_id}/files", files={"file": (name, content)})
-
-
-def wait_until(predicate, timeout: float = 30, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def executor_pid(server: ApiServer, task_id: str) -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import TASKS, control, new_task, running_server, wait_until
+from tests.reliability.conftest import TASKS, control, new_task, running_server, task_dir, wait_until
+from tests.support.task_runs import release
 
 QUICK = {"qa_generation": {"write": ["qs_test_20250101_000000_pair.json"]}, "sql_validation": {},
          "training_load": {}}
@@ -75,17 +76,19 @@ def readable(server, task_id: str) -> bool:
 def test_restart_while_a_step_works(store_server):
     server = store_server
     task_id = new_task(server, tables=["bss_company"])
-    control(server, task_id, {"ddl_generation": {"sleep": 8, "write": ["{stem}.ddl", "{stem}_detail.md"]}, **QUICK})
+    control(server, task_id, {"ddl_generation": {"hold": "release", "write": ["{stem}.ddl", "{stem}_detail.md"]},
+                              **QUICK})
     assert server.execute(task_id).status_code == 202
     wait_until(lambda: server.task(task_id)["step_status"]["ddl_generation"] == "running", what="step running")
 
     server.store.stop()
     try:
         read_while_down(server, task_id)
-        time.sleep(1)
+        time.sleep(1)   # the store stays away for a while (missed heartbeats) as the step works on
     finally:
         server.store.start()
     wait_until(lambda: readable(server, task_id), timeout=20, what="status reads recover")
+    release(server, task_id)
     task = server.wait_for(task_id, timeout=60)
     assert task["status"] == "completed", task
     assert set(task["step_status"].values()) == {"completed"}
@@ -95,13 +98,16 @@ def test_store_away_when_the_step_finishes(store_server):
     """The step's outcome arrives while the store is down: it is written once the store is back."""
     server = store_server
     task_id = new_task(server, tables=["bss_company"])
-    control(server, task_id, {"ddl_generation": {"sleep": 2, "write": ["{stem}.ddl", "{stem}_detail.md"]}, **QUICK})
+    control(server, task_id, {"ddl_generation": {"hold": "release", "write": ["{stem}.ddl", "{stem}_detail.md"]},
+                              **QUICK})
     assert server.execute(task_id).status_code == 202
     wait_until(lambda: server.task(task_id)["step_status"]["ddl_generation"] == "running", what="step running")
 
     server.store.stop()
     try:
-        time.sleep(6)   # the step ends meanwhile and tries to record it
+        release(server, task_id)   # the step ends now: its result file, then the store write that waits
+        wait_until(lambda: (task_dir(server, task_id) / "ddl_generation_result.json").exists(), timeout=30,
+                   what="the step's result written")
         read_while_down(server, task_id)
     finally:
         server.store.start()
@@ -130,11 +136,12 @@ def test_reads_under_load_across_a_restart(store_server):
     pollers = [threading.Thread(target=poll) for _ in range(4)]
     for thread in pollers:
         thread.start()
-    time.sleep(0.5)
+    wait_until(lambda: len(seen) >= 8, what="polls before the restart")
     server.store.stop()
-    time.sleep(1)
+    time.sleep(1)   # the store stays away for a while
     server.store.start()
-    time.sleep(1.5)
+    restarted = len(seen)
+    wait_until(lambda: sum(s[0] == 200 for s in seen[restarted:]) >= 8, timeout=30, what="polls answered again")
     stop.set()
     for thread in pollers:
         thread.join()

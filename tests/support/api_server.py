@@ -14,13 +14,22 @@ import requests
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def own_directories_env(root: Path, embedded_pg_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    """Settings of a server whose task directories and logs are its own, under `root`, on the
+    embedded PostgreSQL of `embedded_pg_dir` (its own `root/pg` unless given); the benchmarks'."""
+    return {
+        "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
+        "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
+        "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir or root / "pg"),
+        **extra,
+    }
+
+
 def server_env(root: Path, embedded_pg_dir: Path, **extra: str) -> dict[str, str]:
     """Settings of a test server: its own directories under `root`, the session's embedded
     PostgreSQL, executors loading the controlled test steps, quick heartbeats and cancels."""
     return {
-        "DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"),
-        "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
-        "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir),
+        **own_directories_env(root, embedded_pg_dir),
         "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps",
         "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
         "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",

@@ -4,7 +4,6 @@ offers, and task setups with controlled steps.
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from tests.support.api_server import ApiServer, server_env
 from tests.support.controlled_steps import quick_steps
+from tests.support.task_runs import write_control
 
 STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
 DEMO_TABLES = ("bss_business_day_data", "bss_car_day_count", "bss_company", "bss_section_route",
@@ -61,10 +61,6 @@ def require_routes(server: ApiServer, *routes: str) -> None:
     missing = [route for route in routes if _route_key(*route.split(" ", 1)) not in server_routes(server)]
     if missing:
         pytest.skip(f"endpoints not on this branch yet: {', '.join(missing)}")
-
-
-def write_control(server: ApiServer, task_id: str, control: dict) -> None:
-    (server.training_data_dir / task_id / "test_control.json").write_text(json.dumps(control), encoding="utf-8")
 
 
 def controlled_task(server: ApiServer, control: dict | None = None, tables=("bss_company", "bss_service_area"),

@@ -6,6 +6,10 @@ fail or crash without depending on what the real steps do:
 
     {"ddl_generation": {"sleep": 30, "write": ["{stem}.ddl"]}, "qa_generation": {"fail": "boom"},
      "sql_validation": {"crash": 3}, "training_load": {"raise": "unexpected"}}
+
+`{"hold": "release"}` holds the step (after any sleep) until a file of that name appears in the
+task directory, so a test decides when it ends instead of guessing a duration (a hold nobody
+releases ends by itself after two minutes, so no executor outlives a failed test for long).
 """
 from __future__ import annotations
 
@@ -43,6 +47,10 @@ def _controlled(step_name: str):
         for tick in range(total):
             time.sleep(0.1)
             ctx.report_progress(tick + 1, total, "ticks")
+        if "hold" in spec:
+            release, deadline = ctx.task_dir / spec["hold"], time.monotonic() + 120
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
         if "crash" in spec:
             os._exit(int(spec["crash"]))
         if "fail" in spec:

@@ -5,6 +5,11 @@ JSON body (with `messages` for chat) and the path. The server records every requ
 assert what was asked. Embeddings are answered with a deterministic vector per input text unless
 the responder handles the path itself.
 
+Like a real local model server it can also refuse `response_format` with HTTP 400
+(`refuse_response_format`), answer HTTP 400 to a prompt longer than its context
+(`context_size`, counted as one token per character), and cut an answer off at the request's
+`max_tokens` (finish_reason "length"). `rambling(marker)` is a model that never stops on its own.
+
     with FakeLLMServer(lambda req: Reply(content='{"a": 1}')) as llm:
         settings = settings.with_overrides(llm_base_url=llm.base_url, llm_model="fake")
 """
@@ -27,6 +32,7 @@ class Reply:
     raw_body: str | None = None      # sent as-is (garbage answers)
     hang: bool = False               # never answer (until the server stops)
     headers: dict[str, str] = field(default_factory=dict)   # extra response headers (Retry-After)
+    finish_reason: str = "stop"
 
 
 class ConcurrencyProbe:
@@ -48,13 +54,35 @@ class ConcurrencyProbe:
         return self.answer(request)
 
 
-def chat_body(content: str, model: str = "fake-model") -> dict:
+# A model without an end: this many tokens when the request sets no max_tokens.
+RAMBLING_TOKENS_WITHOUT_LIMIT = 20_000
+CONTEXT_EXCEEDED = "the request exceeds the available context size, try increasing it"
+RESPONSE_FORMAT_REFUSED = "Unrecognized request argument supplied: response_format"
+
+
+def chat_body(content: str, model: str = "fake-model", finish_reason: str = "stop",
+              usage: tuple[int, int] = (10, 5)) -> dict:
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop",
+        "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
     }
+
+
+def prompt_tokens(request: dict) -> int:
+    return sum(len(str(m.get("content") or "")) for m in request.get("messages") or [])
+
+
+def rambling(marker: str, seconds_per_token: float = 0.0) -> Callable[[dict], Reply]:
+    """A model that goes on until max_tokens stops it (or for 20,000 tokens without it), taking
+    `seconds_per_token` for each (a real server's generation speed)."""
+    def answer(request: dict) -> Reply:
+        tokens = min(request.get("max_tokens") or RAMBLING_TOKENS_WITHOUT_LIMIT, RAMBLING_TOKENS_WITHOUT_LIMIT)
+        text = (f"{marker}嗯，让我再想想。" * (tokens // 8 + 1))[:tokens]
+        return Reply(content=text, delay=tokens * seconds_per_token,
+                     finish_reason="length" if request.get("max_tokens") else "stop")
+    return answer
 
 
 def fake_embedding(text: str, dimensions: int = 16) -> list[float]:
@@ -63,9 +91,12 @@ def fake_embedding(text: str, dimensions: int = 16) -> list[float]:
 
 
 class FakeLLMServer:
-    def __init__(self, responder: Callable[[dict], Reply] | None = None, *, embedding_dimensions: int = 16):
+    def __init__(self, responder: Callable[[dict], Reply] | None = None, *, embedding_dimensions: int = 16,
+                 context_size: int | None = None, refuse_response_format: bool = False):
         self.responder = responder or (lambda request: Reply(content="{}"))
         self.embedding_dimensions = embedding_dimensions
+        self.context_size = context_size
+        self.refuse_response_format = refuse_response_format
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -90,6 +121,11 @@ class FakeLLMServer:
                 if self.path.endswith("/embeddings") and not getattr(server.responder, "handles_embeddings", False):
                     self._send(200, json.dumps(server._embeddings(body)))
                     return
+                refusal = server._refusal(body)
+                if refusal is not None:
+                    self._send(400, json.dumps({"error": {"message": refusal, "type": "invalid_request_error",
+                                                          "code": 400}}))
+                    return
                 reply = server.responder(body)
                 if reply.hang:
                     server._stopping.wait()
@@ -102,8 +138,9 @@ class FakeLLMServer:
                     self._send(reply.status, json.dumps({"error": {"message": "scripted failure",
                                                                    "type": "server_error"}}), reply.headers)
                 else:
-                    self._send(200, json.dumps(chat_body(reply.content or "", body.get("model", "fake"))),
-                               reply.headers)
+                    content = reply.content or ""
+                    self._send(200, json.dumps(chat_body(content, body.get("model", "fake"), reply.finish_reason,
+                                                         (prompt_tokens(body), len(content)))), reply.headers)
 
             def _send(self, status: int, text: str, headers: dict[str, str] | None = None):
                 data = text.encode("utf-8")
@@ -127,6 +164,16 @@ class FakeLLMServer:
     def chat_requests(self) -> list[dict]:
         with self._lock:
             return [r for r in self.requests if r["_path"].endswith("/chat/completions")]
+
+    def _refusal(self, body: dict) -> str | None:
+        """Why a llama.cpp-like server would answer this chat request with HTTP 400, if it would."""
+        if not body["_path"].endswith("/chat/completions"):
+            return None
+        if self.refuse_response_format and "response_format" in body:
+            return RESPONSE_FORMAT_REFUSED
+        if self.context_size is not None and prompt_tokens(body) > self.context_size:
+            return CONTEXT_EXCEEDED
+        return None
 
     def _embeddings(self, body: dict) -> dict:
         inputs = body.get("input") or []

@@ -4,6 +4,7 @@ import { api, taskUrl } from "./api.js";
 import { $, $$, confirmDialog, duration, fill, formatTime, h, setBadge, shortTime, toast, toastError } from "./dom.js";
 import { refreshFiles, resetFiles } from "./files.js";
 import { refreshLogs, resetLogs } from "./logs.js";
+import { refreshQuality, resetQuality } from "./quality.js";
 import { refreshTableList, resetTableList } from "./tablelist.js";
 import { markSelected, refreshTaskList } from "./tasklist.js";
 
@@ -33,6 +34,7 @@ export async function showTask(taskId) {
   $("#task-id").textContent = taskId;
   resetLogs(taskId);
   resetFiles(taskId);
+  resetQuality(taskId);
   resetTableList(taskId);
   const task = await refreshTask();
   if (task) {
@@ -223,6 +225,7 @@ async function refreshExecutions() {
 function refreshTab() {
   if (current.tab === "logs") refreshLogs();
   else if (current.tab === "files") refreshFiles();
+  else if (current.tab === "quality") refreshQuality();
   else if (current.tab === "executions") refreshExecutions();
 }
 

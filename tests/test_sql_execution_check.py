@@ -1,0 +1,87 @@
+"""The execution check of sql_validation (issue 16) on real PostgreSQL: an uploaded pair file with a
+filter on a value that does not exist and one with a division by zero are caught; the LLM repairs
+what it can; nothing the statement check refused is run; validate_by_execution=false turns it off;
+the quality report counts what the validation report says."""
+from __future__ import annotations
+
+import json
+
+from data_pipeline.llm.client import LLMClient
+from data_pipeline.steps import sql_validation
+from data_pipeline.validation.outcome import ErrorClass
+from tests.support.fake_llm import FakeLLMServer, Reply
+from tests.support.pair_quality import recount_validation
+from tests.test_sql_validation import SHOP_DDL, SHOP_SQL, make_context, read_report, table_state, write_pairs
+
+JOIN = "FROM sale s JOIN shop p ON s.shop_id = p.id"
+PAIRS = [
+    {"question": "店铺“庐山店”的销售额合计是多少？", "sql": f"SELECT SUM(s.amount) AS 销售额 {JOIN} WHERE p.shop_name = '庐山店'"},
+    {"question": "店铺“南昌店”的销售记录", "sql": f"SELECT s.* {JOIN} WHERE p.shop_name = '南昌店'"},
+    {"question": "每笔销售的单位金额", "sql": "SELECT id, amount / (amount - amount) AS 单位金额 FROM sale"},
+    {"question": "2030年以后的销售", "sql": "SELECT * FROM sale WHERE sale_date > DATE '2030-01-01'"},
+    {"question": "先查后删", "sql": "SELECT 1; DELETE FROM sale"},
+    {"question": "慢查询", "sql": "SELECT pg_sleep(3), id FROM sale"},
+]
+
+
+def test_missing_value_and_division_by_zero_are_caught_and_removed(make_local_db, tmp_path):
+    db_url = make_local_db(SHOP_SQL)
+    before = table_state(db_url)
+    pair_path = write_pairs(tmp_path, PAIRS)
+    result = sql_validation.run(make_context(tmp_path, db_url, enable_llm_repair=False))
+    report = read_report(tmp_path, result)
+    assert table_state(db_url) == before
+
+    assert report[0]["valid"] and report[0]["executed"] and report[0]["row_count"] == 1
+    assert report[1]["error_class"] == ErrorClass.EMPTY_RESULT and report[1]["empty_result"]
+    assert report[1]["explain_valid"] and report[1]["row_count"] == 0 and "南昌店" in report[1]["error"]
+    assert report[2]["error_class"] == ErrorClass.EXECUTION and "division by zero" in report[2]["error"]
+    assert report[2]["explain_valid"] and not report[2]["executed"]
+    # An empty result the question names no value for is an answer, not an error.
+    assert report[3]["valid"] and report[3]["executed"] and report[3]["row_count"] == 0
+    # Refused by the statement check: never EXPLAINed, never run.
+    for entry in report[4:]:
+        assert not entry["valid"] and not entry["explain_valid"] and not entry["executed"]
+        assert entry["row_count"] is None and entry["time"] < 1
+    assert [e["removed"] for e in report] == [False, True, True, False, True, True]
+    assert result["execution_check"] == {"enabled": True, "executed": 3, "failed": 1, "empty_results": 1}
+
+    kept = json.loads(pair_path.read_text(encoding="utf-8"))
+    assert kept == [PAIRS[0], PAIRS[3]]
+    quality = json.loads((tmp_path / "quality_report.json").read_text(encoding="utf-8"))
+    assert quality["validation"] == recount_validation(tmp_path) == {
+        "explain_valid": 4, "executed": 3, "empty_results": 1, "repaired": 0, "removed": 4}
+    assert "| 4 | 3 | 1 | 0 | 4 |" in (tmp_path / "quality_report.md").read_text(encoding="utf-8")
+
+
+def test_the_llm_repairs_an_execution_failure_with_the_reason(make_local_db, tmp_path):
+    db_url = make_local_db(SHOP_SQL)
+    (tmp_path / "sale.ddl").write_text(SHOP_DDL, encoding="utf-8")
+    write_pairs(tmp_path, PAIRS[1:3])
+
+    def responder(request):
+        prompt = request["messages"][-1]["content"]
+        if "division by zero" in prompt:
+            return Reply(content='{"sql": "SELECT id, amount / NULLIF(amount - amount, 0) AS 单位金额 FROM sale"}')
+        return Reply(content=json.dumps({"sql": PAIRS[1]["sql"]}))   # the same empty query again
+
+    with FakeLLMServer(responder) as server:
+        llm = LLMClient(base_url=server.base_url, model="fake", max_retries=0)
+        result = sql_validation.run(make_context(tmp_path, db_url, llm=llm, tables=["sale"]))
+        prompts = [r["messages"][-1]["content"] for r in server.chat_requests()]
+    report = read_report(tmp_path, result)
+    assert any("empty_result" in p and "南昌店" in p for p in prompts)
+    assert report[1]["repaired"] and report[1]["valid"] and report[1]["executed"]
+    assert not report[0]["repaired"] and report[0]["error_class"] == ErrorClass.EMPTY_RESULT and report[0]["removed"]
+    quality = json.loads((tmp_path / "quality_report.json").read_text(encoding="utf-8"))
+    assert quality["validation"] == recount_validation(tmp_path)
+    assert quality["validation"]["repaired"] == 1 and quality["validation"]["removed"] == 1
+
+
+def test_validate_by_execution_false_keeps_the_explain_only_check(make_local_db, tmp_path):
+    db_url = make_local_db(SHOP_SQL)
+    write_pairs(tmp_path, PAIRS[:4])
+    result = sql_validation.run(make_context(tmp_path, db_url, enable_llm_repair=False, validate_by_execution=False))
+    report = read_report(tmp_path, result)
+    assert all(e["valid"] and e["explain_valid"] and not e["executed"] for e in report)
+    assert result["execution_check"]["enabled"] is False and result["valid_sql_count"] == 4
