@@ -5,12 +5,14 @@ the quality report counts what the validation report says."""
 from __future__ import annotations
 
 import json
+import time
 
 from data_pipeline.llm.client import LLMClient
 from data_pipeline.steps import sql_validation
 from data_pipeline.validation.outcome import ErrorClass
 from tests.support.fake_llm import FakeLLMServer, Reply
 from tests.support.pair_quality import recount_validation
+from tests.support.task_runs import make_task, task_dir
 from tests.test_sql_validation import SHOP_DDL, SHOP_SQL, make_context, read_report, table_state, write_pairs
 
 JOIN = "FROM sale s JOIN shop p ON s.shop_id = p.id"
@@ -85,3 +87,27 @@ def test_validate_by_execution_false_keeps_the_explain_only_check(make_local_db,
     report = read_report(tmp_path, result)
     assert all(e["valid"] and e["explain_valid"] and not e["executed"] for e in report)
     assert result["execution_check"]["enabled"] is False and result["valid_sql_count"] == 4
+
+
+def test_validate_by_execution_from_the_create_and_the_execute_request(embedded_api):
+    """Through the API and the executor: the task's false keeps EXPLAIN only; an execute request's
+    true overrides it for that run (the real steps on the demo database)."""
+    api = embedded_api
+    task_id = make_task(api, {}, tables=("bss_company", "bss_service_area"), validate_by_execution=False)
+    assert api.execute(task_id).status_code == 202
+    assert api.wait_for(task_id)["status"] == "completed"
+
+    def newest_report() -> list[dict]:
+        newest = max(task_dir(api, task_id).glob("sql_validation_*_report.json"), key=lambda p: p.stat().st_mtime)
+        return json.loads(newest.read_text(encoding="utf-8"))["pairs"]
+
+    first = newest_report()
+    assert first and not any(e["executed"] for e in first) and all(e["explain_valid"] for e in first)
+    time.sleep(1.1)   # report names carry the second
+    started = api.execute(task_id, execution_mode="step", step_name="sql_validation", validate_by_execution=True)
+    assert started.status_code == 202 and started.json()["data"]["validate_by_execution"] is True
+    assert api.wait_for(task_id)["step_status"]["sql_validation"] == "completed"
+    again = newest_report()
+    assert len(again) == len(first) and all(e["executed"] for e in again if e["valid"])
+    quality = json.loads((task_dir(api, task_id) / "quality_report.json").read_text(encoding="utf-8"))
+    assert quality["validation"]["executed"] == sum(1 for e in again if e["executed"]) > 0

@@ -87,6 +87,8 @@ def check_upload_name(filename: str | None) -> str:
     """A plain file name with an accepted extension that the service does not own."""
     if not filename or not filename.strip():
         raise invalid_file("缺少文件名")
+    if len(filename.encode("utf-8", "surrogatepass")) > 200:
+        raise invalid_file("文件名过长（最多 200 字节）")
     try:
         check_file_name(filename)  # the downloads' rule: what is stored can be downloaded
     except ValidationError as exc:
@@ -94,8 +96,6 @@ def check_upload_name(filename: str | None) -> str:
     if _UNSAFE_NAME.search(unicodedata.normalize("NFKC", filename)) or filename.strip() != filename:
         raise ValidationError(f"文件名不能包含路径或特殊字符: {filename[:100]!r}", invalid_params=["file"],
                               error_code="INVALID_FILE_PATH")
-    if len(filename.encode("utf-8", "surrogatepass")) > 200:
-        raise invalid_file("文件名过长（最多 200 字节）")
     if not filename.lower().endswith(UPLOAD_EXTENSIONS):
         raise invalid_file(f"不支持的文件类型，只支持 {' '.join(UPLOAD_EXTENSIONS)}")
     if filename == TABLE_LIST_FILE:
