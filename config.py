@@ -14,6 +14,9 @@ from typing import Mapping
 PROJECT_ROOT = Path(__file__).resolve().parent
 
 EMBEDDING_PROVIDERS = ("hash", "local", "openai")
+EXECUTORS = ("local", "celery")
+# Runs at a time on the local executor unless DATA_PIPELINE_MAX_RUNNING says otherwise.
+DEFAULT_MAX_RUNNING = max(2, os.cpu_count() or 2)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -65,8 +68,11 @@ class Settings:
     bookkeeping_columns: tuple[str, ...] = ()
 
     heartbeat_seconds: float = 2.0
-    heartbeat_timeout_seconds: float = 60.0
+    heartbeat_timeout_seconds: float = 30.0
     cancel_grace_seconds: float = 5.0
+    max_running: int = DEFAULT_MAX_RUNNING
+    executor: str = "local"
+    broker_url: str | None = None
     step_modules: tuple[str, ...] = ()
     mask_columns: tuple[str, ...] = ()
 
@@ -90,7 +96,10 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a response, a log or a file."""
-        return tuple(s for s in (self.api_key, self.llm_api_key, self.embedding_api_key) if s)
+        from urllib.parse import urlsplit
+
+        broker_password = urlsplit(self.broker_url).password if self.broker_url else None
+        return tuple(s for s in (self.api_key, self.llm_api_key, self.embedding_api_key, broker_password) if s)
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes).validated()
@@ -138,6 +147,10 @@ class Settings:
             url = getattr(self, url_name)
             if url is not None and not url.startswith(("postgresql://", "postgres://")):
                 raise ConfigError(f"{variable} must be a postgresql:// URL")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"DATA_PIPELINE_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.executor == "celery" and not self.broker_url:
+            raise ConfigError("DATA_PIPELINE_EXECUTOR=celery needs DATA_PIPELINE_BROKER_URL (e.g. redis://host:6379/0)")
         if bool(self.llm_base_url) != bool(self.llm_model):
             raise ConfigError("LLM_BASE_URL and LLM_MODEL must be set together (or neither, for the offline generator)")
         return self
@@ -183,6 +196,9 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "heartbeat_seconds": ("DATA_PIPELINE_HEARTBEAT_SECONDS", "float"),
     "heartbeat_timeout_seconds": ("DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS", "float"),
     "cancel_grace_seconds": ("DATA_PIPELINE_CANCEL_GRACE_SECONDS", "float"),
+    "max_running": ("DATA_PIPELINE_MAX_RUNNING", "int"),
+    "executor": ("DATA_PIPELINE_EXECUTOR", "lower"),
+    "broker_url": ("DATA_PIPELINE_BROKER_URL", "str"),
     "step_modules": ("DATA_PIPELINE_STEP_MODULES", "list"),
     "mask_columns": ("DATA_PIPELINE_MASK_COLUMNS", "list"),
 }

@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
     settled = context.tasks.settle_orphans()
     if settled:
         access_log.warning("settled %d task(s) whose executor was gone", settled)
+    context.tasks.start_queued_runs()  # the queue survives a restart: its first runs start now
     return app
 
 
