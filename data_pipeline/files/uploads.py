@@ -22,6 +22,7 @@ from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_t
 from data_pipeline.tasks.directory import (TABLE_LIST_FILE, TASK_CONFIG_FILE, TASK_LOG_FILE, TASK_RESULT_FILE,
                                     unique_backup_dir, write_text_atomic)
 from data_pipeline.timeutil import iso
+from data_pipeline.vector.manifest import looks_like_backup
 
 TABLE_LIST_EXTENSION = ".txt"
 UPLOAD_EXTENSIONS = (".ddl", ".md", ".json", ".sql", ".txt", ".csv")
@@ -98,6 +99,8 @@ def check_upload_name(filename: str | None) -> str:
                               error_code="INVALID_FILE_PATH")
     if not filename.lower().endswith(UPLOAD_EXTENSIONS):
         raise invalid_file(f"不支持的文件类型，只支持 {' '.join(UPLOAD_EXTENSIONS)}")
+    if looks_like_backup(filename):
+        raise invalid_file(f"{filename[:100]} 与向量表备份的文件同名，只有备份本身能写这类文件")
     if filename == TABLE_LIST_FILE:
         raise invalid_file("表清单请通过 upload-table-list 或 table-list 接口提交")
     if filename in RESERVED_NAMES:
