@@ -23,6 +23,7 @@ PAIRS = [
     {"question": "2030年以后的销售", "sql": "SELECT * FROM sale WHERE sale_date > DATE '2030-01-01'"},
     {"question": "先查后删", "sql": "SELECT 1; DELETE FROM sale"},
     {"question": "慢查询", "sql": "SELECT pg_sleep(3), id FROM sale"},
+    {"question": "各店铺所在城市的编号", "sql": "SELECT shop_name, CAST(city AS integer) AS 城市编号 FROM shop"},
 ]
 
 
@@ -41,19 +42,22 @@ def test_missing_value_and_division_by_zero_are_caught_and_removed(make_local_db
     assert report[2]["explain_valid"] and not report[2]["executed"]
     # An empty result the question names no value for is an answer, not an error.
     assert report[3]["valid"] and report[3]["executed"] and report[3]["row_count"] == 0
+    # A value read from a row (it could be a secret column's) is not quoted back from the error.
+    assert report[6]["error_class"] == ErrorClass.EXECUTION and "invalid input syntax" in report[6]["error"]
+    assert "九江" not in json.dumps(report, ensure_ascii=False) and "宜春\"" not in report[6]["error"]
     # Refused by the statement check: never EXPLAINed, never run.
-    for entry in report[4:]:
+    for entry in report[4:6]:
         assert not entry["valid"] and not entry["explain_valid"] and not entry["executed"]
         assert entry["row_count"] is None and entry["time"] < 1
-    assert [e["removed"] for e in report] == [False, True, True, False, True, True]
-    assert result["execution_check"] == {"enabled": True, "executed": 3, "failed": 1, "empty_results": 1}
+    assert [e["removed"] for e in report] == [False, True, True, False, True, True, True]
+    assert result["execution_check"] == {"enabled": True, "executed": 3, "failed": 2, "empty_results": 1}
 
     kept = json.loads(pair_path.read_text(encoding="utf-8"))
     assert kept == [PAIRS[0], PAIRS[3]]
     quality = json.loads((tmp_path / "quality_report.json").read_text(encoding="utf-8"))
     assert quality["validation"] == recount_validation(tmp_path) == {
-        "explain_valid": 4, "executed": 3, "empty_results": 1, "repaired": 0, "removed": 4}
-    assert "| 4 | 3 | 1 | 0 | 4 |" in (tmp_path / "quality_report.md").read_text(encoding="utf-8")
+        "explain_valid": 5, "executed": 3, "empty_results": 1, "repaired": 0, "removed": 5}
+    assert "| 5 | 3 | 1 | 0 | 5 |" in (tmp_path / "quality_report.md").read_text(encoding="utf-8")
 
 
 def test_the_llm_repairs_an_execution_failure_with_the_reason(make_local_db, tmp_path):
