@@ -93,9 +93,21 @@ def test_validate_by_execution_false_keeps_the_explain_only_check(make_local_db,
     assert result["execution_check"]["enabled"] is False and result["valid_sql_count"] == 4
 
 
-def test_validate_by_execution_from_the_create_and_the_execute_request(embedded_api):
-    """Through the API and the executor: the task's false keeps EXPLAIN only; an execute request's
-    true overrides it for that run (the real steps on the demo database)."""
+UPLOADED = [
+    {"question": "公司名称为“南昌分公司”的公司编码是什么？",
+     "sql": "SELECT company_no FROM bss_company WHERE company_name = '南昌分公司' AND delete_ts IS NULL"},
+    {"question": "公司名称为“北京分公司”的公司编码是什么？",
+     "sql": "SELECT company_no FROM bss_company WHERE company_name = '北京分公司' AND delete_ts IS NULL"},
+    {"question": "各公司的编码长度比",
+     "sql": "SELECT company_name, 100 / (LENGTH(company_no) - LENGTH(company_no)) AS 比值 FROM bss_company"},
+]
+
+
+def test_uploaded_pairs_and_validate_by_execution_through_the_api(embedded_api):
+    """Through the API and the executor, real steps on the demo database: the task's
+    validate_by_execution=false keeps EXPLAIN only; then a pair file uploaded through the files API
+    is validated with an execute request's validate_by_execution=true, which overrides the task's:
+    the filter on a company that does not exist and the division by zero are caught and removed."""
     api = embedded_api
     task_id = make_task(api, {}, tables=("bss_company", "bss_service_area"), validate_by_execution=False)
     assert api.execute(task_id).status_code == 202
@@ -107,11 +119,19 @@ def test_validate_by_execution_from_the_create_and_the_execute_request(embedded_
 
     first = newest_report()
     assert first and not any(e["executed"] for e in first) and all(e["explain_valid"] for e in first)
-    time.sleep(1.1)   # report names carry the second
+
+    time.sleep(1.1)   # pair file and report names carry the second
+    name = "qs_highway_db_20991231_000000_pair.json"
+    body = json.dumps(UPLOADED, ensure_ascii=False).encode("utf-8")
+    assert api.post(f"/api/v0/data_pipeline/tasks/{task_id}/files", files={"file": (name, body)}).status_code < 300
     started = api.execute(task_id, execution_mode="step", step_name="sql_validation", validate_by_execution=True)
     assert started.status_code == 202 and started.json()["data"]["validate_by_execution"] is True
     assert api.wait_for(task_id)["step_status"]["sql_validation"] == "completed"
-    again = newest_report()
-    assert len(again) == len(first) and all(e["executed"] for e in again if e["valid"])
+    report = newest_report()
+    assert [e["error_class"] for e in report] == [None, ErrorClass.EMPTY_RESULT, ErrorClass.EXECUTION]
+    assert report[0]["executed"] and report[0]["row_count"] == 1 and "division by zero" in report[2]["error"]
+    assert json.loads((task_dir(api, task_id) / name).read_text(encoding="utf-8")) == UPLOADED[:1]
     quality = json.loads((task_dir(api, task_id) / "quality_report.json").read_text(encoding="utf-8"))
-    assert quality["validation"]["executed"] == sum(1 for e in again if e["executed"]) > 0
+    assert quality["pairs_total"] == 1
+    # executed: the two that ran to the end (one with no rows)
+    assert quality["validation"] == {"explain_valid": 3, "executed": 2, "empty_results": 1, "repaired": 0, "removed": 2}
