@@ -6,6 +6,7 @@ the project root, never the current directory.
 """
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import Mapping
 PROJECT_ROOT = Path(__file__).resolve().parent
 
 EMBEDDING_PROVIDERS = ("hash", "local", "openai")
+EXECUTORS = ("local", "celery")
+# Runs at a time on the local executor unless DATA_PIPELINE_MAX_RUNNING says otherwise.
+DEFAULT_MAX_RUNNING = max(2, os.cpu_count() or 2)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -34,6 +38,11 @@ class Settings:
     flask_log_level: str = "INFO"
     api_key: str | None = None
     allowed_hosts: tuple[str, ...] = ()
+    secret_key: str | None = None
+    allowed_db_hosts: tuple[str, ...] = ()
+    db_tools_workers: int = 4
+    db_tools_queue: int = 4
+    db_tools_timeout_seconds: float = 120.0
     max_content_length: int = 12 * 1024 * 1024
 
     llm_base_url: str | None = None
@@ -44,6 +53,7 @@ class Settings:
     llm_max_retries: int = 3
     llm_max_output_tokens: int = 4096
     llm_step_timeout: float = 1800.0
+    llm_reasoning_tokens: int = 0
 
     embedding_provider: str = "hash"
     embedding_base_url: str | None = None
@@ -65,8 +75,11 @@ class Settings:
     bookkeeping_columns: tuple[str, ...] = ()
 
     heartbeat_seconds: float = 2.0
-    heartbeat_timeout_seconds: float = 60.0
+    heartbeat_timeout_seconds: float = 30.0
     cancel_grace_seconds: float = 5.0
+    max_running: int = DEFAULT_MAX_RUNNING
+    executor: str = "local"
+    broker_url: str | None = None
     step_modules: tuple[str, ...] = ()
     mask_columns: tuple[str, ...] = ()
 
@@ -77,6 +90,12 @@ class Settings:
     @property
     def uses_embedded_pg(self) -> bool:
         return self.db_url is None
+
+    @property
+    def secret_key_file(self) -> Path:
+        """Where the key that encrypts stored passwords is kept when DATA_PIPELINE_SECRET_KEY is unset:
+        the data directory (the embedded server's parent directory, `data/` by default)."""
+        return self.embedded_pg_dir.parent / "secret.key"
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables, so a subprocess reads the same values."""
@@ -90,7 +109,11 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a response, a log or a file."""
-        return tuple(s for s in (self.api_key, self.llm_api_key, self.embedding_api_key) if s)
+        from urllib.parse import urlsplit
+
+        broker_password = urlsplit(self.broker_url).password if self.broker_url else None
+        return tuple(s for s in (self.api_key, self.llm_api_key, self.embedding_api_key, broker_password,
+                                     self.secret_key) if s)
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes).validated()
@@ -138,6 +161,13 @@ class Settings:
             url = getattr(self, url_name)
             if url is not None and not url.startswith(("postgresql://", "postgres://")):
                 raise ConfigError(f"{variable} must be a postgresql:// URL")
+        if self.secret_key is not None and not _is_fernet_key(self.secret_key):
+            raise ConfigError("DATA_PIPELINE_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes), e.g. "
+                              "from: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"DATA_PIPELINE_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.executor == "celery" and not self.broker_url:
+            raise ConfigError("DATA_PIPELINE_EXECUTOR=celery needs DATA_PIPELINE_BROKER_URL (e.g. redis://host:6379/0)")
         if bool(self.llm_base_url) != bool(self.llm_model):
             raise ConfigError("LLM_BASE_URL and LLM_MODEL must be set together (or neither, for the offline generator)")
         return self
@@ -156,6 +186,11 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "flask_log_level": ("FLASK_LOG_LEVEL", "level"),
     "api_key": ("DATA_PIPELINE_API_KEY", "str"),
     "allowed_hosts": ("DATA_PIPELINE_ALLOWED_HOSTS", "list"),
+    "secret_key": ("DATA_PIPELINE_SECRET_KEY", "str"),
+    "allowed_db_hosts": ("DATA_PIPELINE_ALLOWED_DB_HOSTS", "list"),
+    "db_tools_workers": ("DATA_PIPELINE_DB_TOOLS_WORKERS", "int"),
+    "db_tools_queue": ("DATA_PIPELINE_DB_TOOLS_QUEUE", "count"),
+    "db_tools_timeout_seconds": ("DATA_PIPELINE_DB_TOOLS_TIMEOUT_SECONDS", "float"),
     "max_content_length": ("DATA_PIPELINE_MAX_CONTENT_LENGTH", "int"),
     "llm_base_url": ("LLM_BASE_URL", "str"),
     "llm_api_key": ("LLM_API_KEY", "str"),
@@ -165,6 +200,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "llm_max_retries": ("LLM_MAX_RETRIES", "count"),
     "llm_max_output_tokens": ("LLM_MAX_OUTPUT_TOKENS", "int"),
     "llm_step_timeout": ("LLM_STEP_TIMEOUT", "float"),
+    "llm_reasoning_tokens": ("LLM_REASONING_TOKENS", "count"),
     "embedding_provider": ("EMBEDDING_PROVIDER", "lower"),
     "embedding_base_url": ("EMBEDDING_BASE_URL", "str"),
     "embedding_api_key": ("EMBEDDING_API_KEY", "str"),
@@ -183,11 +219,21 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "heartbeat_seconds": ("DATA_PIPELINE_HEARTBEAT_SECONDS", "float"),
     "heartbeat_timeout_seconds": ("DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS", "float"),
     "cancel_grace_seconds": ("DATA_PIPELINE_CANCEL_GRACE_SECONDS", "float"),
+    "max_running": ("DATA_PIPELINE_MAX_RUNNING", "int"),
+    "executor": ("DATA_PIPELINE_EXECUTOR", "lower"),
+    "broker_url": ("DATA_PIPELINE_BROKER_URL", "str"),
     "step_modules": ("DATA_PIPELINE_STEP_MODULES", "list"),
     "mask_columns": ("DATA_PIPELINE_MASK_COLUMNS", "list"),
 }
 
 assert set(_VARIABLES) == {f.name for f in fields(Settings)}, "every setting needs an environment variable"
+
+
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (ValueError, UnicodeEncodeError):
+        return False
 
 
 def _convert(variable: str, raw: str, kind: str):

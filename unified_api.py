@@ -27,6 +27,7 @@ def main() -> int:
     import waitress
 
     app = create_app(settings)
+    app.extensions["data_pipeline"].tasks.watch()
     # Exit through sys.exit so the embedded PostgreSQL handle is released (atexit).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     print(f"Data Pipeline API listening on http://{settings.host}:{settings.port}", flush=True)

@@ -84,11 +84,12 @@ def test_unreachable_server_exits_4():
 
 def test_create_status_list_delete(server):
     created = cli(server, "create", "--task-name", "命令行任务", "--business-context", "高速公路服务区管理系统",
-                  "--db-name", "highway_db", "--no-llm-repair", "--truncate-vector-tables")
+                  "--db-name", "highway_db", "--no-llm-repair", "--truncate-vector-tables", "--no-execution-check")
     assert created.returncode == 0, created.stderr
     task_id = created.stdout.strip()
     task = server.task(task_id)
     assert task["task_name"] == "命令行任务" and task["parameters"]["enable_llm_repair"] is False
+    assert task["parameters"]["validate_by_execution"] is False
     assert task["parameters"]["truncate_vector_tables"] is True and task["parameters"]["backup_vector_tables"] is True
 
     status = cli(server, "status", task_id)

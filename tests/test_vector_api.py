@@ -18,6 +18,7 @@ from data_pipeline.db.connection import with_database
 from data_pipeline.db.demo_db import DEMO_TABLES
 from data_pipeline.tasks.directory import pair_files
 from data_pipeline.vector.embeddings import HashEmbeddings
+from data_pipeline.vector.manifest import adopt_backup_set
 from data_pipeline.vector.store import ensure_collections, store_engine
 from tests.support.api_server import ApiServer, own_directories_env
 from tests.support.vector_tasks import copy_reference_task, table_rows
@@ -30,6 +31,7 @@ REFERENCE_TS = "20250721_215758"
 def start_server(tmp_path_factory, embedded_pg_dir, reference_dir, store: str, name: str) -> ApiServer:
     root = tmp_path_factory.mktemp(name)
     shutil.copytree(reference_dir / "reference_vector_backup", root / "training_data" / "vector_bak")
+    adopt_backup_set(root / "training_data" / "vector_bak", REFERENCE_TS)
     env = own_directories_env(root, embedded_pg_dir, DATA_PIPELINE_DB_URL=store, LLM_BASE_URL="", LLM_MODEL="",
                               EMBEDDING_PROVIDER="hash")
     return ApiServer(env, root).start()

@@ -60,7 +60,8 @@ def test_backup_writes_both_tables_with_header_json_metadata_and_a_log(loaded, s
     assert re.fullmatch(r"\d{8}_\d{6}", backup["timestamp"])
     names = sorted(p.name for p in backup_dir.iterdir())
     ts = backup["timestamp"]
-    assert names == [f"langchain_pg_collection_{ts}.csv", f"langchain_pg_embedding_{ts}.csv", "vector_backup_log.txt"]
+    assert names == [f"langchain_pg_collection_{ts}.csv", f"langchain_pg_embedding_{ts}.csv", "vector_backup_log.txt",
+                     f"vector_backup_manifest_{ts}.json"]
 
     collection_rows = read_csv(backup_dir / f"langchain_pg_collection_{ts}.csv")
     embedding_rows = read_csv(backup_dir / f"langchain_pg_embedding_{ts}.csv")

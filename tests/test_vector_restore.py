@@ -10,6 +10,7 @@ import pytest
 from data_pipeline.errors import NotFoundError, ValidationError, VectorStoreError
 from data_pipeline.steps import training_load
 from data_pipeline.vector.backup import backup_vector_tables
+from data_pipeline.vector.manifest import adopt_backup_set, manifest_name
 from data_pipeline.vector.restore import create_global_backup, list_backups, restore_backup
 from tests.support.vector_tasks import collections, copy_reference_task, step_context, table_rows, vanna_training_data
 
@@ -23,9 +24,11 @@ def store(make_embedded_db):
 
 @pytest.fixture
 def training_dir(tmp_path, reference_dir):
-    """A training data dir with the reference backup as a global backup set."""
+    """A training data dir with the reference backup as a global backup set, adopted (its manifest
+    written) as an operator would after checking it."""
     root = tmp_path / "training_data"
     shutil.copytree(reference_dir / "reference_vector_backup", root / "vector_bak")
+    adopt_backup_set(root / "vector_bak", REFERENCE_TS)
     return root
 
 
@@ -48,7 +51,7 @@ def test_list_finds_global_and_task_backup_sets(training_dir, store, reference_d
         "embedding_file": f"langchain_pg_embedding_{REFERENCE_TS}.csv",
         "collection_size": "204.0 B", "embedding_size": "764.0 KB",
         "collection_size_bytes": 204, "embedding_size_bytes": 782328,
-        "backup_date": "2025-07-21 21:57:58", "has_log": True,
+        "backup_date": "2025-07-21 21:57:58", "has_log": True, "has_manifest": True,
     }
     assert locations[1]["task_id"] == "task_20250801_120000"
     assert len(locations[1]["backups"]) == 1 and locations[1]["backups"][0]["has_log"]
@@ -63,6 +66,8 @@ def test_list_of_an_empty_or_missing_dir(tmp_path):
 
 
 def test_reference_backup_restores_with_python_literal_metadata(training_dir, store):
+    manifest = json.loads((training_dir / "vector_bak" / manifest_name(REFERENCE_TS)).read_text())
+    assert [entry["rows"] for entry in manifest["files"]] == [4, 58]  # records, not lines (multi-line documents)
     result = restore_backup(store, training_dir, backup_path="vector_bak", timestamp=REFERENCE_TS)
 
     assert result["restored_rows"] == {"langchain_pg_collection": 4, "langchain_pg_embedding": 58}
@@ -108,6 +113,9 @@ def test_restore_is_one_transaction(training_dir, store, reference_dir):
     embedding_file = task_dir / "vector_bak" / backup["files"][1]["file"]
     with open(embedding_file, "a", encoding="utf-8") as stream:  # one bad row at the very end
         stream.write('broken-sql,00000000-0000-0000-0000-000000000000,"[1,2]",doc,"{not json nor python"\n')
+    with pytest.raises(ValidationError, match="SHA-256"):
+        restore_backup(store, training_dir, backup_path=f"{task_dir.name}/vector_bak", timestamp=backup["timestamp"])
+    adopt_backup_set(task_dir / "vector_bak", backup["timestamp"])  # the manifest verifies: the row reaches COPY
     before = table_rows(store)
 
     with pytest.raises(VectorStoreError, match="cmetadata"):

@@ -56,13 +56,14 @@ def delete_task(task_id: str):
 
 
 @endpoint(bp, "/tasks/<task_id>/execute", methods=["POST"], body=ExecuteTaskRequest, status=202,
-          summary="执行任务（完整工作流或单个步骤）", tag="execution")
+          summary="执行任务（完整工作流或单个步骤）；超出并发上限时排队 (queued)", tag="execution",
+          response="ExecutionStarted")
 def execute_task(task_id: str, body: ExecuteTaskRequest):
     started = services().tasks.execute_task(task_id, **body.model_dump())
     return success(started, "任务执行已启动", 202)
 
 
-@endpoint(bp, "/tasks/<task_id>/cancel", methods=["POST"], summary="取消正在执行的任务", tag="execution",
+@endpoint(bp, "/tasks/<task_id>/cancel", methods=["POST"], summary="取消正在执行或排队的任务", tag="execution",
           response="TaskStatusBody")
 def cancel_task(task_id: str):
     return success(services().tasks.cancel_task(task_id), "任务已取消")

@@ -19,8 +19,8 @@ BAR_WIDTH = 24
 STEP_SHORT = {"ddl_generation": "DDL", "qa_generation": "QA", "sql_validation": "SQL", "training_load": "LOAD"}
 STEP_MARK = {StepStatus.COMPLETED: "✔", StepStatus.SKIPPED: "–", StepStatus.FAILED: "✘", StepStatus.CANCELLED: "■",
              StepStatus.RUNNING: "▶", StepStatus.PENDING: "·"}
-STATUS_TEXT = {TaskStatus.PENDING: "待执行", TaskStatus.IN_PROGRESS: "执行中", TaskStatus.PARTIAL_COMPLETED: "部分完成",
-               TaskStatus.COMPLETED: "已完成", TaskStatus.FAILED: "失败", TaskStatus.CANCELLED: "已取消"}
+STATUS_TEXT = {TaskStatus.PENDING: "待执行", TaskStatus.QUEUED: "排队中", TaskStatus.IN_PROGRESS: "执行中",
+               TaskStatus.PARTIAL_COMPLETED: "部分完成", TaskStatus.COMPLETED: "已完成", TaskStatus.FAILED: "失败", TaskStatus.CANCELLED: "已取消"}
 
 
 def note(text: str) -> None:
@@ -152,6 +152,8 @@ def print_task(task: TaskDetail, out: IO[str]) -> None:
     out.write(f"任务 {task.get('task_id')}{name}\n")
     out.write(f"  status: {status} ({STATUS_TEXT.get(status, status)})   db_name: {task.get('db_name') or '-'}"
               f"   created_at: {task.get('created_at') or '-'}\n")
+    if task.get("queue_position"):
+        out.write(f"  queue_position: {task['queue_position']}\n")
     steps = {s["step_name"]: s for s in task.get("steps") or []}
     for step_name in STEP_NAMES:
         step = steps.get(step_name, {})

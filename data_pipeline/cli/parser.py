@@ -47,6 +47,8 @@ def add_task_parameters(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-sql-validation", action="store_true", help="enable_sql_validation=false")
     group.add_argument("--no-llm-repair", action="store_true", help="enable_llm_repair=false")
     group.add_argument("--no-modify-original-file", action="store_true", help="modify_original_file=false")
+    group.add_argument("--no-execution-check", action="store_true",
+                       help="validate_by_execution=false (SQL验证只做EXPLAIN，不执行SQL)")
     group.add_argument("--no-training-data-load", action="store_true", help="enable_training_data_load=false")
     group.add_argument("--backup-vector-tables", action="store_true", help="backup_vector_tables=true")
     group.add_argument("--truncate-vector-tables", action="store_true",
@@ -144,6 +146,7 @@ def task_flags(args) -> dict:
     return {"enable_sql_validation": False if args.no_sql_validation else None,
             "enable_llm_repair": False if args.no_llm_repair else None,
             "modify_original_file": False if args.no_modify_original_file else None,
+            "validate_by_execution": False if args.no_execution_check else None,
             "enable_training_data_load": False if args.no_training_data_load else None,
             "backup_vector_tables": True if args.backup_vector_tables else None,
             "truncate_vector_tables": True if args.truncate_vector_tables else None}

@@ -154,14 +154,15 @@ class DataPipelineClient:
                     created_by: str | None = None, enable_sql_validation: bool | None = None,
                     enable_llm_repair: bool | None = None, modify_original_file: bool | None = None,
                     enable_training_data_load: bool | None = None, backup_vector_tables: bool | None = None,
-                    truncate_vector_tables: bool | None = None) -> CreatedTask:
+                    truncate_vector_tables: bool | None = None, validate_by_execution: bool | None = None) -> CreatedTask:
         """Create a task (§3.1); parameters left None take the server's defaults."""
         body = _without_none(dict(
             table_list_file=table_list_file, business_context=business_context, db_name=db_name,
             db_connection=db_connection, task_name=task_name, created_by=created_by,
             enable_sql_validation=enable_sql_validation, enable_llm_repair=enable_llm_repair,
             modify_original_file=modify_original_file, enable_training_data_load=enable_training_data_load,
-            backup_vector_tables=backup_vector_tables, truncate_vector_tables=truncate_vector_tables))
+            backup_vector_tables=backup_vector_tables, truncate_vector_tables=truncate_vector_tables,
+            validate_by_execution=validate_by_execution))
         return self._call("POST", TASKS, json=body)
 
     def get_task(self, task_id: str) -> TaskDetail:
@@ -181,11 +182,13 @@ class DataPipelineClient:
 
     def execute_task(self, task_id: str, execution_mode: str = "complete", step_name: str | None = None, *,
                      backup_vector_tables: bool | None = None,
-                     truncate_vector_tables: bool | None = None) -> ExecutionStarted:
+                     truncate_vector_tables: bool | None = None,
+                     validate_by_execution: bool | None = None) -> ExecutionStarted:
         """Start the complete workflow, or one step (`execution_mode="step"`); answers at once (202)."""
         body = _without_none(dict(execution_mode=execution_mode, step_name=step_name,
                                   backup_vector_tables=backup_vector_tables,
-                                  truncate_vector_tables=truncate_vector_tables))
+                                  truncate_vector_tables=truncate_vector_tables,
+                                  validate_by_execution=validate_by_execution))
         return self._call("POST", f"{TASKS}/{_path(task_id)}/execute", json=body)
 
     def cancel_task(self, task_id: str) -> TaskDetail:

@@ -66,6 +66,7 @@ class Execution(TypedDict, total=False):
     started_at: Optional[str]
     completed_at: Optional[str]
     hostname: Optional[str]
+    worker: Optional[str]   # the Celery worker that ran it; None for the local executor
     pid: Optional[int]
     exit_code: Optional[int]
     error_message: Optional[str]
@@ -97,6 +98,7 @@ class TaskDetail(TaskSummary, total=False):
     total_steps: int
     steps: list[StepInfo]
     execution: Optional[Execution]
+    queue_position: Optional[int]   # a queued task's place in the run queue (1: next to start)
 
 
 class TaskList(TypedDict):
@@ -130,6 +132,8 @@ class ExecutionStarted(TypedDict, total=False):
     step_name: Optional[StepName]
     backup_vector_tables: bool
     truncate_vector_tables: bool
+    status: TaskStatus   # queued, or in_progress when it started at once
+    queue_position: Optional[int]
     message: str
 
 
@@ -219,6 +223,7 @@ class VectorBackup(TypedDict, total=False):
     embedding_size: str
     backup_date: str
     has_log: bool
+    has_manifest: bool      # only a set with a manifest that verifies can be restored
 
 
 class VectorBackupLocation(TypedDict, total=False):

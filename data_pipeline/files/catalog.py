@@ -41,6 +41,7 @@ _KINDS: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern + r"\Z"), text)
     (r"file_modifications_.+\.log", "SQL验证对问答对文件的修改记录"),
     (r"qa_generation_progress.*", "问答生成进度"),
     (r"vector_backup_log\.txt", "向量表备份日志"),
+    (r"vector_backup_manifest_.+\.json", "向量表备份清单（各文件的行数与SHA-256，恢复时校验）"),
     (r"langchain_pg_collection_.+\.csv", "向量集合表 langchain_pg_collection 的备份"),
     (r"langchain_pg_embedding_.+\.csv", "向量嵌入表 langchain_pg_embedding 的备份"),
     (r"(?P<table>.+)_detail\.md", "表 {table} 的结构说明文档"),

@@ -10,7 +10,7 @@ from data_pipeline.files.catalog import content_type, list_task_files
 from data_pipeline.files.paths import resolve_task_file
 from data_pipeline.files.uploads import (MAX_UPLOAD_BYTES, read_limited, save_uploaded_file, table_list_from_upload,
                                          table_list_info, write_table_list)
-from data_pipeline.tasks.statuses import TaskStatus
+from data_pipeline.tasks.statuses import ACTIVE_TASK_STATUSES
 from data_pipeline.tasks.table_list import MAX_FILE_BYTES, parse_table_names
 from data_pipeline.tasks.service import TaskService
 
@@ -24,7 +24,7 @@ class TaskFiles:
     def _directory(self, task_id: str, *, changing: bool = False) -> Path:
         """The task's directory (404 for an unknown task; 409 when a change meets a running task)."""
         task = self.tasks.require_task(task_id)
-        if changing and task.status is TaskStatus.IN_PROGRESS:
+        if changing and task.status in ACTIVE_TASK_STATUSES:
             raise ConflictError(f"任务 {task_id} 正在执行，执行结束前不能修改它的文件",
                                 error_code="TASK_ALREADY_RUNNING", invalid_params=["task_id"])
         return self.tasks.directory(task_id)

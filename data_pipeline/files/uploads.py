@@ -22,6 +22,7 @@ from data_pipeline.tasks.table_list import decode_table_list, parse_table_list_t
 from data_pipeline.tasks.directory import (TABLE_LIST_FILE, TASK_CONFIG_FILE, TASK_LOG_FILE, TASK_RESULT_FILE,
                                     unique_backup_dir, write_text_atomic)
 from data_pipeline.timeutil import iso
+from data_pipeline.vector.manifest import looks_like_backup
 
 TABLE_LIST_EXTENSION = ".txt"
 UPLOAD_EXTENSIONS = (".ddl", ".md", ".json", ".sql", ".txt", ".csv")
@@ -87,6 +88,8 @@ def check_upload_name(filename: str | None) -> str:
     """A plain file name with an accepted extension that the service does not own."""
     if not filename or not filename.strip():
         raise invalid_file("缺少文件名")
+    if len(filename.encode("utf-8", "surrogatepass")) > 200:
+        raise invalid_file("文件名过长（最多 200 字节）")
     try:
         check_file_name(filename)  # the downloads' rule: what is stored can be downloaded
     except ValidationError as exc:
@@ -94,10 +97,10 @@ def check_upload_name(filename: str | None) -> str:
     if _UNSAFE_NAME.search(unicodedata.normalize("NFKC", filename)) or filename.strip() != filename:
         raise ValidationError(f"文件名不能包含路径或特殊字符: {filename[:100]!r}", invalid_params=["file"],
                               error_code="INVALID_FILE_PATH")
-    if len(filename.encode("utf-8", "surrogatepass")) > 200:
-        raise invalid_file("文件名过长（最多 200 字节）")
     if not filename.lower().endswith(UPLOAD_EXTENSIONS):
         raise invalid_file(f"不支持的文件类型，只支持 {' '.join(UPLOAD_EXTENSIONS)}")
+    if looks_like_backup(filename):
+        raise invalid_file(f"{filename[:100]} 与向量表备份的文件同名，只有备份本身能写这类文件")
     if filename == TABLE_LIST_FILE:
         raise invalid_file("表清单请通过 upload-table-list 或 table-list 接口提交")
     if filename in RESERVED_NAMES:

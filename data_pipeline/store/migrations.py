@@ -74,6 +74,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         alter table dp_tasks add column error_code varchar(64);
         alter table dp_task_executions add column error_code varchar(64);
     """),
+    (3, "run queue order and the worker of an execution", """
+        create sequence dp_execution_queue_seq;
+        alter table dp_task_executions
+            add column queue_seq bigint not null default nextval('dp_execution_queue_seq'),
+            add column worker text;
+        create index dp_task_executions_queued_idx on dp_task_executions (queue_seq) where status = 'queued';
+    """),
 ]
 
 

@@ -52,6 +52,8 @@ class Execution:
     exit_code: int | None
     error_message: str | None
     error_code: str | None = None
+    queue_seq: int | None = None
+    worker: str | None = None   # the Celery worker that runs it (None: the local executor)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], prefix: str = "") -> "Execution":

@@ -1,5 +1,5 @@
 """SQLAlchemy Core descriptions of the store tables (their DDL lives in migrations.py)."""
-from sqlalchemy import Column, DateTime, Integer, MetaData, SmallInteger, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, SmallInteger, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -54,4 +54,6 @@ executions = Table(
     Column("exit_code", Integer),
     Column("error_message", Text),
     Column("error_code", String(64)),
+    Column("queue_seq", BigInteger),
+    Column("worker", Text),
 )

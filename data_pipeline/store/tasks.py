@@ -1,8 +1,9 @@
 """TaskStore: the tasks, their steps and their executions in PostgreSQL.
 
 Every status change is a conditional UPDATE, so concurrent requests and processes cannot both
-win: `claim_for_execution` succeeds for exactly one caller while a task runs, and an execution is
-finished (completed, failed, cancelled, settled as abandoned) exactly once.
+win: `enqueue_execution` succeeds for exactly one caller while a task is queued or runs, a queued
+execution is started (`start_queued`, `claim_queued`) once, and an execution is finished
+(completed, failed, cancelled, settled as abandoned) exactly once.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ T = TypeVar("T")
 
 SORTABLE_COLUMNS = ("created_at", "updated_at", "started_at", "completed_at", "task_name", "status",
                     "task_id", "created_by", "db_name")
+_RUN_QUEUE_LOCK_KEY = 8_084_000_002
 _STEP_RESET = {"status": StepStatus.PENDING, "started_at": None, "completed_at": None,
                "error_message": None, "result": None, "progress": None, "execution_id": None}
 
@@ -198,6 +200,19 @@ class TaskStore:
             return result.rowcount == 1
 
     @_retry_on_lost_connection
+    def seal_connections(self, seal: Callable[[str], str], prefix: str) -> int:
+        """Rewrite every stored db_connection not yet sealed (not starting with `prefix`) with `seal`."""
+        sealed = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(tasks.c.task_id, tasks.c.db_connection).where(and_(
+                tasks.c.db_connection.is_not(None), ~tasks.c.db_connection.startswith(prefix, autoescape=True)))
+                .with_for_update()).all()
+            for task_id, clear in rows:
+                conn.execute(update(tasks).where(tasks.c.task_id == task_id).values(db_connection=seal(clear)))
+                sealed += 1
+        return sealed
+
+    @_retry_on_lost_connection
     def delete_task(self, task_id: str) -> bool:
         """Delete a task that is not running; False when it is running (or gone)."""
         with self.engine.begin() as conn:
@@ -208,20 +223,19 @@ class TaskStore:
     # ---- executions ------------------------------------------------------------------------
 
     @_retry_on_lost_connection
-    def claim_for_execution(self, task_id: str, *, execution_id_base: str, mode: str,
-                            step_name: str | None, options: dict) -> str | None:
-        """Atomically move a task that may start running (TASK_TRANSITIONS) to in_progress with a new execution.
+    def enqueue_execution(self, task_id: str, *, execution_id_base: str, mode: str,
+                          step_name: str | None, options: dict) -> str | None:
+        """Atomically queue a task that may be queued (TASK_TRANSITIONS) with a new, queued execution.
 
-        Returns the execution id, or None when the task is running already (or does not exist).
-        Steps the execution will (re)run, and every step after them, go back to pending.
+        Returns the execution id, or None when the task is queued or running already (or does not
+        exist). Steps the execution will (re)run, and every step after them, go back to pending.
         """
         with self.engine.begin() as conn:
             claimed = conn.execute(
                 update(tasks)
-                .where(and_(tasks.c.task_id == task_id,
-                            tasks.c.status.in_(statuses_before(TaskStatus.IN_PROGRESS))))
-                .values(status=TaskStatus.IN_PROGRESS, started_at=func.now(), completed_at=None,
-                        error_message=None, error_code=None, updated_at=func.now())
+                .where(and_(tasks.c.task_id == task_id, tasks.c.status.in_(statuses_before(TaskStatus.QUEUED))))
+                .values(status=TaskStatus.QUEUED, started_at=None, completed_at=None, error_message=None,
+                        error_code=None, updated_at=func.now())
                 .returning(tasks.c.task_id)).first()
             if claimed is None:
                 return None
@@ -231,13 +245,64 @@ class TaskStore:
             execution_id = execution_id_base if taken == 0 else f"{execution_id_base}_{taken + 1}"
             conn.execute(executions.insert().values(
                 execution_id=execution_id, task_id=task_id, execution_mode=mode, step_name=step_name,
-                status=ExecutionStatus.RUNNING, options=options, started_at=func.now()))
+                status=ExecutionStatus.QUEUED, options=options))
             conn.execute(update(tasks).where(tasks.c.task_id == task_id)
                          .values(current_execution_id=execution_id))
             first_order = STEP_NAMES.index(step_name) + 1 if step_name else 1
             conn.execute(update(steps).where(and_(steps.c.task_id == task_id, steps.c.step_order >= first_order))
                          .values(**_STEP_RESET))
             return execution_id
+
+    @_retry_on_lost_connection
+    def start_queued(self, max_running: int) -> list[Execution]:
+        """The local executor's first-in first-out start: while fewer than `max_running` executions
+        run, the oldest queued ones become running (their tasks in_progress); returns those.
+
+        One advisory lock orders the decision across every thread and process that makes it (the
+        API, a restarted API, `python -m data_pipeline run`), so the bound holds.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(text("select pg_advisory_xact_lock(:key)"), {"key": _RUN_QUEUE_LOCK_KEY})
+            running = conn.execute(select(func.count()).select_from(executions).where(
+                executions.c.status == ExecutionStatus.RUNNING)).scalar_one()
+            if running >= max_running:
+                return []
+            oldest = (select(executions.c.execution_id).where(executions.c.status == ExecutionStatus.QUEUED)
+                      .order_by(executions.c.queue_seq).limit(max_running - running))
+            return self._start(conn, executions.c.execution_id.in_(oldest.scalar_subquery()), {})
+
+    @_retry_on_lost_connection
+    def claim_queued(self, execution_id: str, *, worker: str, hostname: str) -> Execution | None:
+        """A worker's claim: the queued execution becomes running on `worker`, once. None when it is
+        not queued (cancelled, deleted, already claimed by an earlier delivery of the same message)."""
+        with self.engine.begin() as conn:
+            started = self._start(conn, executions.c.execution_id == execution_id,
+                                  {"worker": worker, "hostname": hostname, "heartbeat_at": func.now()})
+            return started[0] if started else None
+
+    def _start(self, conn, which, values: dict) -> list[Execution]:
+        rows = conn.execute(
+            update(executions).where(and_(which, executions.c.status == ExecutionStatus.QUEUED))
+            .values(status=ExecutionStatus.RUNNING, started_at=func.now(), **values)
+            .returning(*executions.c)).mappings().all()
+        started = sorted((Execution.from_row(row) for row in rows), key=lambda e: e.queue_seq)
+        if started:
+            conn.execute(update(tasks).where(and_(
+                tasks.c.current_execution_id.in_([e.execution_id for e in started]),
+                tasks.c.status.in_(statuses_before(TaskStatus.IN_PROGRESS))))
+                .values(status=TaskStatus.IN_PROGRESS, started_at=func.now(), updated_at=func.now()))
+        return started
+
+    @_retry_on_lost_connection
+    def queue_position(self, execution_id: str) -> int | None:
+        """1 for the next execution to start, 2 for the one after it, ...; None unless it is queued."""
+        mine = select(executions.c.queue_seq).where(and_(
+            executions.c.execution_id == execution_id, executions.c.status == ExecutionStatus.QUEUED))
+        with self.reader.connect() as conn:
+            position = conn.execute(select(func.count()).select_from(executions).where(and_(
+                executions.c.status == ExecutionStatus.QUEUED,
+                executions.c.queue_seq <= mine.scalar_subquery()))).scalar_one()
+        return position or None
 
     @_retry_on_lost_connection
     def get_execution(self, execution_id: str) -> Execution | None:
@@ -315,7 +380,7 @@ class TaskStore:
     @_retry_on_lost_connection
     def finish_execution(self, execution_id: str, status: ExecutionStatus, *, error_message: str | None = None,
                          error_code: str | None = None, exit_code: int | None = None) -> bool:
-        """End a running execution once: the execution, its running step and its task.
+        """End a queued or running execution once: the execution, its running step and its task.
 
         `error_code` (data_pipeline.tasks.failures) is kept for a failed execution only.
 
@@ -325,7 +390,8 @@ class TaskStore:
         with self.engine.begin() as conn:
             ended = conn.execute(
                 update(executions).where(and_(executions.c.execution_id == execution_id,
-                                              executions.c.status == ExecutionStatus.RUNNING))
+                                              executions.c.status.in_([ExecutionStatus.QUEUED,
+                                                                       ExecutionStatus.RUNNING])))
                 .values(status=status, completed_at=func.now(), error_message=error_message,
                         error_code=error_code, exit_code=exit_code)
                 .returning(executions.c.task_id)).first()

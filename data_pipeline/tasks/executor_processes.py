@@ -1,10 +1,10 @@
 """Executor processes seen from the API: starting them, knowing whether they live, stopping them.
 
 An executor runs `python -m data_pipeline.task_executor ...` in its own process session with its
-output in the task directory. The API process that started it reaps it the moment it exits and
-settles its execution if the executor could not (crash, kill -9). Any other process — a restarted
-API — recognises a dead executor by its pid (and, on another host, by a stale heartbeat), so no
-task stays in_progress forever.
+output in the task directory. The process that started it (the API, or a Celery worker) reaps it
+the moment it exits and settles its execution if the executor could not (crash, kill -9). Any
+other process — a restarted API — recognises a dead executor by its pid (and a worker's run, or
+a run on another host, by a stale heartbeat), so no task stays in_progress forever.
 """
 from __future__ import annotations
 
@@ -105,6 +105,13 @@ def executor_gone(execution: Execution, heartbeat_timeout: float) -> ExecutorEnd
     """Why a running execution's executor is known to be gone, or None while it may live."""
     pid = execution.pid
     now = dt.datetime.now(dt.timezone.utc)
+    if execution.worker:
+        # A worker's run, here or on another machine: alive while its heartbeat is fresh.
+        beat = execution.heartbeat_at or execution.started_at
+        age = (now - beat).total_seconds() if beat else 0.0
+        if age > heartbeat_timeout:
+            return ExecutorEnd(f"worker {execution.worker} lost (no heartbeat for {age:.0f} s)", "WORKER_LOST")
+        return None
     if pid is None:
         started = execution.started_at or execution.created_at
         if started and (now - started).total_seconds() > START_GRACE_SECONDS:

@@ -60,6 +60,7 @@ def execution_view(execution: Execution | None) -> dict | None:
         "options": execution.options,
         "started_at": iso(execution.started_at),
         "completed_at": iso(execution.completed_at),
+        "worker": execution.worker,
         "hostname": execution.hostname,
         "pid": execution.pid,
         "exit_code": execution.exit_code,
@@ -88,10 +89,12 @@ def task_summary(task: Task, directory_exists: bool) -> dict:
     }
 
 
-def task_status_body(task: Task, directory_exists: bool) -> dict:
-    """The full status body (§3.3) with our additions: progress, results, execution, error."""
+def task_status_body(task: Task, directory_exists: bool, queue_position: int | None = None) -> dict:
+    """The full status body (§3.3) with our additions: progress, results, execution, error, and the
+    place of a queued task in the run queue (1: next to start)."""
     body = task_summary(task, directory_exists)
     body.update({
+        "queue_position": queue_position,
         "parameters": public_parameters(task),
         "current_step": current_step_view(task),
         "total_steps": len(STEP_NAMES),

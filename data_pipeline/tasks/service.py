@@ -8,16 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import threading
+import time
 from pathlib import Path
 
 from config import PROJECT_ROOT, Settings
 from data_pipeline.logs import task_log
 from data_pipeline.tasks import executor_processes
-from data_pipeline.db.connection import database_name, mask_url, validate_url
+from data_pipeline.db.connection import database_name, mask_url
+from data_pipeline.db.credentials import PREFIX, CredentialCipher
+from data_pipeline.db.policy import ConnectionPolicy
 from data_pipeline.db.embedded_pg import DEMO_DATABASE
 from data_pipeline.errors import (ConflictError, InsufficientStorageError, PipelineError, TaskNotFoundError,
                                   ValidationError, disk_full_details, is_disk_full)
-from data_pipeline.tasks.statuses import STEP_NAMES, ExecutionStatus, TaskStatus
+from data_pipeline.tasks.statuses import ACTIVE_TASK_STATUSES, STEP_NAMES, ExecutionStatus, TaskStatus
 from data_pipeline.store import Execution, Task, TaskStore
 from data_pipeline.tasks.table_list import (decode_table_list, parse_table_list_text, render_table_list,
                                            resolve_table_list_file)
@@ -29,12 +33,19 @@ from data_pipeline.timeutil import iso
 logger = logging.getLogger("TaskService")
 
 SETTLER_LOGGER = "ExecutorMonitor"
+QUEUE_WATCH_SECONDS = 1.0
 
 
 class TaskService:
     def __init__(self, settings: Settings, store: TaskStore):
         self.settings = settings
         self.store = store
+        self.cipher = CredentialCipher.from_settings(settings)
+        self.policy = ConnectionPolicy(settings)
+
+    def seal_stored_connections(self) -> int:
+        """At start: encrypt the db_connection of tasks stored before encryption (clear text)."""
+        return self.store.seal_connections(self.cipher.seal, PREFIX)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -48,7 +59,7 @@ class TaskService:
         task = self.store.get_task(task_id)
         if task is None:
             raise TaskNotFoundError(task_id)
-        if self._settle_if_abandoned(task):
+        if self._settle_if_abandoned(task) or (task.status is TaskStatus.QUEUED and self.start_queued_runs()):
             task = self.store.get_task(task_id)
         return task
 
@@ -87,6 +98,23 @@ class TaskService:
                 settled += 1
         return settled
 
+    def watch(self, interval: float = QUEUE_WATCH_SECONDS) -> threading.Thread:
+        """In the serving API: every `interval` seconds settle runs whose executor is gone and start
+        queued ones, so the queue moves on when runs end that this process did not start (a run
+        started before a restart, a run of `python -m data_pipeline run`)."""
+        def loop() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    self.settle_orphans()
+                    self.start_queued_runs()
+                except PipelineError as exc:
+                    logger.warning("运行队列检查失败，稍后重试: %s", exc.details)
+
+        thread = threading.Thread(target=loop, name="run-queue-watch", daemon=True)
+        thread.start()
+        return thread
+
     # ---- operations ------------------------------------------------------------------------
 
     def create_task(self, *, table_list_file: str | None, business_context: str | None, db_name: str | None,
@@ -99,7 +127,7 @@ class TaskService:
                 decode_table_list(path.read_bytes(), param="table_list_file"), param="table_list_file",
                 names_shown=1))
         if db_connection is not None:
-            db_connection = validate_url(db_connection)
+            db_connection = self.policy.vet(db_connection)
         if not db_name:
             source = db_connection or self.settings.default_db_connection
             db_name = database_name(source) if source else DEMO_DATABASE
@@ -111,7 +139,7 @@ class TaskService:
         task = self.store.create_task(
             task_id_base=dt.datetime.now().strftime("task_%Y%m%d_%H%M%S"), task_name=task_name,
             created_by=created_by, db_name=db_name, business_context=business_context,
-            db_connection=db_connection, parameters=parameters)
+            db_connection=self.cipher.seal(db_connection), parameters=parameters)
         directory = self.directory(task.task_id)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -131,7 +159,9 @@ class TaskService:
 
     def get_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)
-        return task_status_body(task, self.directory(task_id).is_dir())
+        position = self.store.queue_position(task.current_execution_id) \
+            if task.status is TaskStatus.QUEUED and task.current_execution_id else None
+        return task_status_body(task, self.directory(task_id).is_dir(), queue_position=position)
 
     def search(self, **filters) -> tuple[list[dict], int]:
         """A page of task summaries and the number of matches (abandoned runs settled first)."""
@@ -168,8 +198,10 @@ class TaskService:
         if execution_mode == "complete":
             step_name = None
         task = self.require_task(task_id)
-        if task.status is TaskStatus.IN_PROGRESS:
-            raise ConflictError(f"任务 {task_id} 正在执行", error_code="TASK_ALREADY_RUNNING", invalid_params=["task_id"])
+        if task.status in ACTIVE_TASK_STATUSES:
+            raise ConflictError(f"任务 {task_id} 正在执行或排队 (状态: {task.status})", error_code="TASK_ALREADY_RUNNING",
+                                invalid_params=["task_id"])
+        self.cipher.open(task.db_connection, task_id)  # a key changed since: say so now, not in the run
         directory = self.directory(task_id)
         tables = read_table_list(directory)
         if not tables:
@@ -191,24 +223,50 @@ class TaskService:
             options["validate_by_execution"] = validate_by_execution
         stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
         base = f"{task_id}_step_{step_name}_exec_{stamp}" if step_name else f"{task_id}_complete_exec_{stamp}"
-        execution_id = self.store.claim_for_execution(task_id, execution_id_base=base, mode=execution_mode,
-                                                      step_name=step_name, options=options)
+        execution_id = self.store.enqueue_execution(task_id, execution_id_base=base, mode=execution_mode,
+                                                    step_name=step_name, options=options)
         if execution_id is None:
-            raise ConflictError(f"任务 {task_id} 正在执行", error_code="TASK_ALREADY_RUNNING", invalid_params=["task_id"])
-        self._start_executor(task_id, execution_id, execution_mode, step_name, options)
+            raise ConflictError(f"任务 {task_id} 正在执行或排队", error_code="TASK_ALREADY_RUNNING",
+                                invalid_params=["task_id"])
+        self._submit(execution_id)
+        position = self.store.queue_position(execution_id)
         return {"task_id": task_id, "execution_id": execution_id, "execution_mode": execution_mode,
-                "step_name": step_name, **options, "message": "任务正在后台执行，请通过状态接口查询进度"}
+                "step_name": step_name, **options,
+                "status": TaskStatus.QUEUED if position else TaskStatus.IN_PROGRESS, "queue_position": position,
+                "message": "任务已排队，将按顺序开始执行" if position else "任务正在后台执行，请通过状态接口查询进度"}
 
-    def _start_executor(self, task_id: str, execution_id: str, mode: str, step_name: str | None,
-                        options: dict) -> None:
+    def _submit(self, execution_id: str) -> None:
+        """Hand a queued execution to the executor: a Celery message, or the local run queue."""
+        if self.settings.executor == "celery":
+            from data_pipeline.workers.celery_app import send_execution
+
+            send_execution(self.settings, execution_id)
+        else:
+            self.start_queued_runs()
+
+    def start_queued_runs(self) -> int:
+        """Local executor: start the oldest queued executions while fewer than
+        DATA_PIPELINE_MAX_RUNNING run; how many started. (Workers take theirs from the broker.)"""
+        if self.settings.executor != "local":
+            return 0
+        started = self.store.start_queued(self.settings.max_running)
+        for execution in started:
+            self._start_executor(execution)
+        return len(started)
+
+    def _start_executor(self, execution: Execution) -> None:
+        task_id, execution_id = execution.task_id, execution.execution_id
         directory = self.directory(task_id)
-        command = executor_processes.executor_command(task_id, mode, step_name, options["backup_vector_tables"],
-                                              options["truncate_vector_tables"])
+        options = execution.options or {}
+        command = executor_processes.executor_command(
+            task_id, execution.execution_mode, execution.step_name, bool(options.get("backup_vector_tables")),
+            bool(options.get("truncate_vector_tables")))
 
         def on_exit(returncode: int) -> None:
-            execution = self.store.get_execution(execution_id)
-            if execution and execution.status is ExecutionStatus.RUNNING:
-                self._settle(execution, executor_processes.describe_exit(returncode), returncode)
+            ended = self.store.get_execution(execution_id)
+            if ended and ended.status is ExecutionStatus.RUNNING:
+                self._settle(ended, executor_processes.describe_exit(returncode), returncode)
+            self.start_queued_runs()  # a run slot is free
 
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -216,23 +274,26 @@ class TaskService:
         except OSError as exc:
             self.store.finish_execution(execution_id, ExecutionStatus.FAILED, error_code="EXECUTOR_NOT_STARTED",
                                         error_message=f"无法启动执行器: {exc.strerror}")
-            raise PipelineError(f"无法启动执行器: {exc.strerror}") from None
+            logger.error("任务 %s 的执行器无法启动: %s", task_id, exc.strerror)
+            return
         self.store.record_executor(execution_id, pid, executor_processes.HOSTNAME)
         logger.info("任务 %s 开始执行 (%s), 执行器进程 %d", task_id, execution_id, pid)
 
     def cancel_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)
         execution = task.execution
-        if task.status is not TaskStatus.IN_PROGRESS or execution is None:
-            raise ConflictError(f"任务 {task_id} 当前没有在执行 (状态: {task.status})",
+        if task.status not in ACTIVE_TASK_STATUSES or execution is None:
+            raise ConflictError(f"任务 {task_id} 当前没有在执行或排队 (状态: {task.status})",
                                 error_code="TASK_NOT_RUNNING", invalid_params=["task_id"])
         running_step = task.running_step_name()
         # Record the cancellation first: the executor (and the reaper) then find the execution ended
-        # and cannot report it as failed while it is being stopped.
+        # and cannot report it as failed while it is being stopped. A queued execution leaves the
+        # queue (a worker's message for it is ignored); a worker's run sees it at its next heartbeat.
         if self.store.finish_execution(execution.execution_id, ExecutionStatus.CANCELLED,
                                        error_message="任务已被用户取消"):
             self._note_in_task_log(task_id, "WARNING", "任务已被用户取消", running_step)
-        if execution.pid:
+        execution = self.store.get_execution(execution.execution_id) or execution
+        if execution.pid and execution.worker is None:
             executor_processes.terminate_executor(execution.pid, task_id, self.settings.cancel_grace_seconds)
         logger.info("取消任务: %s", task_id)
         return self.get_task(task_id)

@@ -13,6 +13,7 @@ STEP_NAMES: tuple[str, ...] = ("ddl_generation", "qa_generation", "sql_validatio
 
 class TaskStatus(StrEnum):
     PENDING = "pending"
+    QUEUED = "queued"
     IN_PROGRESS = "in_progress"
     PARTIAL_COMPLETED = "partial_completed"
     COMPLETED = "completed"
@@ -30,6 +31,7 @@ class StepStatus(StrEnum):
 
 
 class ExecutionStatus(StrEnum):
+    QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -37,16 +39,18 @@ class ExecutionStatus(StrEnum):
 
 
 # The store's conditional UPDATEs are built from these tables (see `statuses_before`): a task is
-# claimed only from a status that may become in_progress, a step finished only from one that may
-# become its final status.
+# queued only from a status that may become queued, started only from queued, a step finished only
+# from one that may become its final status. An accepted execute queues the task; it becomes
+# in_progress when a run slot (local executor) or a worker takes it.
 TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.PENDING: frozenset({TaskStatus.IN_PROGRESS}),
+    TaskStatus.PENDING: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.QUEUED: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.CANCELLED, TaskStatus.FAILED}),
     TaskStatus.IN_PROGRESS: frozenset({TaskStatus.COMPLETED, TaskStatus.PARTIAL_COMPLETED,
                                        TaskStatus.FAILED, TaskStatus.CANCELLED}),
-    TaskStatus.PARTIAL_COMPLETED: frozenset({TaskStatus.IN_PROGRESS}),
-    TaskStatus.COMPLETED: frozenset({TaskStatus.IN_PROGRESS}),
-    TaskStatus.FAILED: frozenset({TaskStatus.IN_PROGRESS}),
-    TaskStatus.CANCELLED: frozenset({TaskStatus.IN_PROGRESS}),
+    TaskStatus.PARTIAL_COMPLETED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.COMPLETED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.FAILED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.CANCELLED: frozenset({TaskStatus.QUEUED}),
 }
 
 STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
@@ -61,6 +65,10 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
 # A task in one of these statuses has no execution under way: a client waiting for it can stop.
 FINISHED_TASK_STATUSES: frozenset[TaskStatus] = frozenset({
     TaskStatus.COMPLETED, TaskStatus.PARTIAL_COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+# A task in one of these statuses has an execution waiting or under way: it cannot be executed
+# again, and its files cannot change, until that ends.
+ACTIVE_TASK_STATUSES: frozenset[TaskStatus] = frozenset({TaskStatus.QUEUED, TaskStatus.IN_PROGRESS})
 
 # Task flags that disable a step in complete mode.
 STEP_ENABLE_FLAGS: dict[str, str] = {

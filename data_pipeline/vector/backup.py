@@ -3,8 +3,10 @@
 Files: `<dir>/langchain_pg_collection_<YYYYMMDD_HHMMSS>.csv` and `langchain_pg_embedding_<ts>.csv`
 (header row; `cmetadata` as JSON; vectors in pgvector's text form `[x,y,...]`), each streamed by
 COPY into a temporary name, flushed to disk and renamed — so memory does not grow with the table
-and a half-written file never carries a backup's name. `vector_backup_log.txt` gets an entry per
-backup (the reference implementation's layout).
+and a half-written file never carries a backup's name. `vector_backup_manifest_<ts>.json` records each
+file's row count and SHA-256 (computed as it streams); restore takes only sets whose manifest
+verifies (data_pipeline/vector/manifest.py). `vector_backup_log.txt` gets an entry per backup
+(the reference implementation's layout).
 
 With `truncate`, the whole thing is one transaction: `langchain_pg_embedding` is locked against
 writers first, both tables are copied out, the rows written to the file (as streamed, checked
@@ -14,6 +16,7 @@ count, and only then is the table truncated. A failed backup
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -26,6 +29,7 @@ import psycopg
 from data_pipeline.errors import DatabaseError, VectorStoreError
 from data_pipeline.files.catalog import human_size
 from data_pipeline.tasks.directory import write_text_atomic
+from data_pipeline.vector.manifest import file_entry, write_manifest
 from data_pipeline.vector.store import (COLLECTION_TABLE, EMBEDDING_TABLE, VECTOR_TABLES, VectorTables,
                                         connect_store)
 
@@ -74,10 +78,10 @@ def backup_vector_tables(store_url: str, backup_dir: Path, *, task_id: str | Non
             files = []
             for table in VECTOR_TABLES:
                 path = backup_dir / backup_file_name(table, timestamp)
-                rows = _copy_table(conn, table, path, exists)
+                rows, sha256 = _copy_table(conn, table, path, exists)
                 written.append(path)
-                files.append({"table": table, "file": path.name, "rows": rows,
-                              "size_bytes": path.stat().st_size, "size": human_size(path.stat().st_size)})
+                files.append({**file_entry(table, path, rows, sha256), "size": human_size(path.stat().st_size)})
+            written.append(write_manifest(backup_dir, timestamp, files, task_id=task_id, created_at=moment))
             if truncate and exists:
                 truncated_rows = _verified_truncate(tables, files[1]["rows"])
             elif truncate:
@@ -92,7 +96,7 @@ def backup_vector_tables(store_url: str, backup_dir: Path, *, task_id: str | Non
 
     duration = time.monotonic() - started
     backup = {"backup_dir": str(backup_dir), "timestamp": timestamp,
-              "backup_time": moment.isoformat(timespec="seconds"), "files": files,
+              "backup_time": moment.isoformat(timespec="seconds"), "files": files, "manifest": written[-1].name,
               "log_file": BACKUP_LOG, "duration": round(duration, 3)}
     truncate_result = None if not truncate else {"table": EMBEDDING_TABLE, "rows_removed": truncated_rows}
     try:
@@ -107,14 +111,16 @@ def backup_vector_tables(store_url: str, backup_dir: Path, *, task_id: str | Non
     return {"backup": backup, "truncate": truncate_result}
 
 
-def _copy_table(conn: psycopg.Connection, table: str, path: Path, exists: bool) -> int:
-    """Stream one table into `path` (temp name, fsync, size check, rename); the rows it holds.
+def _copy_table(conn: psycopg.Connection, table: str, path: Path, exists: bool) -> tuple[int, str]:
+    """Stream one table into `path` (temp name, fsync, size check, rename); the rows it holds and
+    the file's SHA-256.
 
     libpq hands COPY data over one row at a time, so the rows are counted as they are written;
     the server's own count (the COPY command tag) and the file's size on disk must agree.
     """
     columns = TABLE_COLUMNS[table]
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    digest = hashlib.sha256()
     try:
         written = records = 0
         with os.fdopen(descriptor, "wb") as stream:
@@ -124,12 +130,15 @@ def _copy_table(conn: psycopg.Connection, table: str, path: Path, exists: bool) 
                                  "with (format csv, header true)") as copy:
                     for row in copy:
                         written += stream.write(row)
+                        digest.update(row)
                         records += 1
                 records -= 1  # the header
                 if cursor.rowcount != records:
                     raise _backup_failed(f"备份校验失败: 服务器导出 {cursor.rowcount} 行，文件写入 {records} 行")
             else:
-                written += stream.write((",".join(columns) + "\n").encode("utf-8"))
+                header = (",".join(columns) + "\n").encode("utf-8")
+                written += stream.write(header)
+                digest.update(header)
             stream.flush()
             os.fsync(stream.fileno())
         if os.stat(temporary).st_size != written:
@@ -138,7 +147,7 @@ def _copy_table(conn: psycopg.Connection, table: str, path: Path, exists: bool) 
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return records
+    return records, digest.hexdigest()
 
 
 def _verified_truncate(tables: VectorTables, backed_up: int) -> int:

@@ -3,8 +3,10 @@
 Backup sets live in `<training data dir>/vector_bak/` (global: `create_global_backup`, behind
 POST /vector/backup) and in `<training data dir>/<task_id>/vector_bak/` (written by
 `training_load`). A set is the pair `langchain_pg_collection_<ts>.csv` +
-`langchain_pg_embedding_<ts>.csv`. Paths come from requests, so every one is resolved and must
-stay inside the training data dir (INVALID_FILE_PATH otherwise).
+`langchain_pg_embedding_<ts>.csv` with its manifest; only a set whose manifest verifies (sizes,
+SHA-256, and the rows staged from each file) is restored (BACKUP_NOT_VERIFIED otherwise; see
+manifest.py). Paths come from requests, so every one is resolved and must stay inside the
+training data dir (INVALID_FILE_PATH otherwise).
 
 Restore streams each CSV into a staging table by COPY (memory does not grow with the file) and
 merges it in one transaction, with both tables locked against writers. `cmetadata` may be JSON
@@ -31,6 +33,7 @@ from data_pipeline.files.catalog import human_size
 from data_pipeline.tasks.directory import is_valid_task_id
 from data_pipeline.vector.backup import (BACKUP_LOG, TABLE_COLUMNS, TIMESTAMP_FORMAT, backup_file_name,
                                          backup_vector_tables)
+from data_pipeline.vector.manifest import manifest_name, verified_row_counts
 from data_pipeline.vector.store import (COLLECTION_TABLE, EMBEDDING_TABLE, VECTOR_TABLES, VectorTables,
                                         connect_store)
 
@@ -109,6 +112,7 @@ def _backup_sets(backup_dir: Path) -> list[dict]:
             "embedding_size_bytes": embedding.stat().st_size,
             "backup_date": backup_date,
             "has_log": collection.name in log_text,
+            "has_manifest": (backup_dir / manifest_name(timestamp)).is_file(),
         })
     return backups
 
@@ -144,11 +148,12 @@ def restore_backup(store_url: str, training_data_dir: Path, *, backup_path: str,
         if not files[table].is_file():
             raise NotFoundError(f"备份文件不存在: {backup_path}/{files[table].name}",
                                 error_code="FILE_NOT_FOUND", invalid_params=["timestamp"])
+    rows = verified_row_counts(backup_dir, timestamp, {table: path.name for table, path in files.items()})
 
     started = time.monotonic()
     try:
         with connect_store(store_url) as conn:
-            result = _restore(VectorTables(conn), files, tables, truncate_before_restore)
+            result = _restore(VectorTables(conn), files, rows, tables, truncate_before_restore)
     except (psycopg.Error, DatabaseError, OSError) as exc:
         raise VectorStoreError(f"向量表恢复失败，已回滚: {_describe(exc)}",
                                error_code="VECTOR_RESTORE_FAILED") from None
@@ -157,7 +162,8 @@ def restore_backup(store_url: str, training_data_dir: Path, *, backup_path: str,
             "duration": round(time.monotonic() - started, 3)}
 
 
-def _restore(tables: VectorTables, files: dict[str, Path], restore: list[str], truncate: bool) -> dict:
+def _restore(tables: VectorTables, files: dict[str, Path], rows: dict[str, int], restore: list[str],
+             truncate: bool) -> dict:
     tables.require_pgvector()
     tables.create_tables()
     tables.register_vector_type()
@@ -170,8 +176,7 @@ def _restore(tables: VectorTables, files: dict[str, Path], restore: list[str], t
     restored: dict[str, int] = {}
     tables.execute("create temp table dp_restore_collection (uuid uuid, name varchar, cmetadata json) "
                    "on commit drop")
-    if files[COLLECTION_TABLE].is_file():
-        _stage(tables, files[COLLECTION_TABLE], "dp_restore_collection", COLLECTION_TABLE)
+    _stage(tables, files[COLLECTION_TABLE], "dp_restore_collection", COLLECTION_TABLE, rows[COLLECTION_TABLE])
     if COLLECTION_TABLE in restore:
         restored[COLLECTION_TABLE] = _merge_collections(tables)
     # Where each backed-up collection lives now (by name; its own uuid if the name is new).
@@ -180,14 +185,14 @@ def _restore(tables: VectorTables, files: dict[str, Path], restore: list[str], t
                          from dp_restore_collection r join {COLLECTION_TABLE} c on c.name = r.name""")
     if EMBEDDING_TABLE in restore:
         tables.execute(f"create temp table dp_restore_embedding (like {EMBEDDING_TABLE}) on commit drop")
-        _stage(tables, files[EMBEDDING_TABLE], "dp_restore_embedding", EMBEDDING_TABLE)
+        _stage(tables, files[EMBEDDING_TABLE], "dp_restore_embedding", EMBEDDING_TABLE, rows[EMBEDDING_TABLE])
         restored[EMBEDDING_TABLE] = _merge_embeddings(tables)
         _check_dimensions(tables)
     return {"restored_rows": restored, "truncated_rows": truncated}
 
 
-def _stage(tables: VectorTables, path: Path, staging: str, table: str) -> None:
-    """Stream one backup CSV into a staging table.
+def _stage(tables: VectorTables, path: Path, staging: str, table: str, expected_rows: int) -> None:
+    """Stream one backup CSV into a staging table; it must hold the rows its manifest counts.
 
     Fast path: the server parses the file itself (our backups: JSON metadata). If it refuses the
     file (Python-literal metadata, an older server without HEADER MATCH), the attempt is rolled
@@ -201,6 +206,10 @@ def _stage(tables: VectorTables, path: Path, staging: str, table: str) -> None:
         tables.execute("rollback to savepoint dp_restore_stage")
         _stage_converted(tables, path, staging, columns)
     tables.execute("release savepoint dp_restore_stage")
+    staged = tables.execute(f"select count(*) from {staging}").fetchone()[0]
+    if staged != expected_rows:
+        raise VectorStoreError(f"备份文件 {path.name} 有 {staged} 行，清单记录 {expected_rows} 行；未恢复",
+                               error_code="VECTOR_RESTORE_FAILED")
 
 
 def _stage_as_is(tables: VectorTables, path: Path, staging: str, columns: tuple[str, ...]) -> None:

@@ -5,7 +5,8 @@ Every server started here requires an API key and has its HTTP session watched b
 business databases are reached with a password. At the end of the session (after every other
 test of the suite too) no registered secret may appear in any response the audit saw, nor in any
 file under the session's temporary directory (every test server's logs and task directories;
-PostgreSQL data directories, which legitimately hold the store's rows, are left out).
+PostgreSQL data directories are left out), nor in any row of any of their stores (read as text,
+every column of every table).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from data_pipeline.db.connection import with_database
 from tests.support.api_server import ApiServer, server_env
 from tests.support.pg_cluster import PostgresCluster, find_bin_dir
 from tests.support.secret_audit import audit
@@ -34,9 +36,13 @@ DB_PASSWORD = audit.secret(f"RelPw-{uuid.uuid4().hex[:16]}")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def secret_audit(tmp_path_factory):
-    """The audit; when the session ends it scans every test server's files of the whole suite."""
+def secret_audit(tmp_path_factory, embedded_pg_dir):
+    """The audit; when the session ends it scans every test server's files of the whole suite, and
+    the stores: the private ones (before they are dropped) and the session's embedded store."""
     yield audit
+    from data_pipeline.db import embedded_pg
+
+    audit.store(embedded_pg.store_url(embedded_pg_dir))
     audit.directory(tmp_path_factory.getbasetemp())
     leaks = audit.leaks()
     assert not leaks, "secrets leaked:\n" + "\n".join(leaks[:50])
@@ -62,7 +68,9 @@ def private_store(embedded_base_url):
     from tests.conftest import DatabaseFactory
 
     factory = DatabaseFactory(embedded_base_url, "dp_rel_store")
-    yield lambda: factory(extensions=("vector",))
+    yield lambda: audit.store(factory(extensions=("vector",)))
+    for name in factory.created:  # read by the audit before they go
+        audit.scan_store(with_database(embedded_base_url, name))
     factory.drop_all()
 
 

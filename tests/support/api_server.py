@@ -37,6 +37,8 @@ def server_env(root: Path, embedded_pg_dir: Path, **extra: str) -> dict[str, str
         "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",
         "LLM_BASE_URL": "",
         "LLM_MODEL": "",
+        # Room for every test's concurrent runs; tests/test_run_queue.py sets its own bound.
+        "DATA_PIPELINE_MAX_RUNNING": "8",
         **extra,
     }
 

@@ -30,7 +30,7 @@ export function fill(element, ...children) {
 }
 
 export const STATUS_TEXT = {
-  pending: "待执行", in_progress: "执行中", partial_completed: "部分完成", completed: "已完成",
+  pending: "待执行", queued: "排队中", in_progress: "执行中", partial_completed: "部分完成", completed: "已完成",
   failed: "失败", cancelled: "已取消", running: "运行中", skipped: "已跳过",
 };
 

@@ -72,7 +72,7 @@ async function refreshTask() {
   if (generation !== current.generation) return null;
   const wasRunning = current.running;
   current.task = task;
-  current.running = task.status === "in_progress";
+  current.running = ["queued", "in_progress"].includes(task.status);
   renderTask(task);
   current.timer = setTimeout(refreshTask, current.running ? POLL_MS : IDLE_POLL_MS);
   if (current.running) {
@@ -99,6 +99,7 @@ function renderTask(task) {
     ["完成时间 completed_at", formatTime(task.completed_at)],
     ["业务上下文 business_context", task.business_context || "—"],
   ];
+  if (task.queue_position) meta.unshift(["排队位置 queue_position", String(task.queue_position)]);
   fill($("#task-meta"), meta.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value))));
   const error = $("#task-error");
   const showError = task.error_message && ["failed", "cancelled"].includes(task.status);
@@ -107,8 +108,9 @@ function renderTask(task) {
   error.textContent = showError ? `错误信息 error_message${code}：${task.error_message}` : "";
 
   const running = task.status === "in_progress";
-  $("#execute-btn").disabled = running;
-  $("#cancel-btn").disabled = !running;
+  const queued = task.status === "queued";
+  $("#execute-btn").disabled = running || queued;
+  $("#cancel-btn").disabled = !(running || queued);
   $("#delete-btn").disabled = running;
   renderSteps(task);
   renderParameters(task);
