@@ -6,6 +6,7 @@ the project root, never the current directory.
 """
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -37,6 +38,11 @@ class Settings:
     flask_log_level: str = "INFO"
     api_key: str | None = None
     allowed_hosts: tuple[str, ...] = ()
+    secret_key: str | None = None
+    allowed_db_hosts: tuple[str, ...] = ()
+    db_tools_workers: int = 4
+    db_tools_queue: int = 4
+    db_tools_timeout_seconds: float = 120.0
     max_content_length: int = 12 * 1024 * 1024
 
     llm_base_url: str | None = None
@@ -84,6 +90,12 @@ class Settings:
     def uses_embedded_pg(self) -> bool:
         return self.db_url is None
 
+    @property
+    def secret_key_file(self) -> Path:
+        """Where the key that encrypts stored passwords is kept when DATA_PIPELINE_SECRET_KEY is unset:
+        the data directory (the embedded server's parent directory, `data/` by default)."""
+        return self.embedded_pg_dir.parent / "secret.key"
+
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables, so a subprocess reads the same values."""
         env = {}
@@ -99,7 +111,8 @@ class Settings:
         from urllib.parse import urlsplit
 
         broker_password = urlsplit(self.broker_url).password if self.broker_url else None
-        return tuple(s for s in (self.api_key, self.llm_api_key, self.embedding_api_key, broker_password) if s)
+        return tuple(s for s in (self.api_key, self.llm_api_key, self.embedding_api_key, broker_password,
+                                     self.secret_key) if s)
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes).validated()
@@ -147,6 +160,9 @@ class Settings:
             url = getattr(self, url_name)
             if url is not None and not url.startswith(("postgresql://", "postgres://")):
                 raise ConfigError(f"{variable} must be a postgresql:// URL")
+        if self.secret_key is not None and not _is_fernet_key(self.secret_key):
+            raise ConfigError("DATA_PIPELINE_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes), e.g. "
+                              "from: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"DATA_PIPELINE_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if self.executor == "celery" and not self.broker_url:
@@ -169,6 +185,11 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "flask_log_level": ("FLASK_LOG_LEVEL", "level"),
     "api_key": ("DATA_PIPELINE_API_KEY", "str"),
     "allowed_hosts": ("DATA_PIPELINE_ALLOWED_HOSTS", "list"),
+    "secret_key": ("DATA_PIPELINE_SECRET_KEY", "str"),
+    "allowed_db_hosts": ("DATA_PIPELINE_ALLOWED_DB_HOSTS", "list"),
+    "db_tools_workers": ("DATA_PIPELINE_DB_TOOLS_WORKERS", "int"),
+    "db_tools_queue": ("DATA_PIPELINE_DB_TOOLS_QUEUE", "count"),
+    "db_tools_timeout_seconds": ("DATA_PIPELINE_DB_TOOLS_TIMEOUT_SECONDS", "float"),
     "max_content_length": ("DATA_PIPELINE_MAX_CONTENT_LENGTH", "int"),
     "llm_base_url": ("LLM_BASE_URL", "str"),
     "llm_api_key": ("LLM_API_KEY", "str"),
@@ -204,6 +225,13 @@ _VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 assert set(_VARIABLES) == {f.name for f in fields(Settings)}, "every setting needs an environment variable"
+
+
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (ValueError, UnicodeEncodeError):
+        return False
 
 
 def _convert(variable: str, raw: str, kind: str):

@@ -51,6 +51,12 @@ class ForbiddenError(PipelineError):
     message = "禁止访问"
 
 
+class ConnectionNotAllowedError(ForbiddenError):
+    """A db_connection that points at the service's own store, or outside DATA_PIPELINE_ALLOWED_DB_HOSTS."""
+    error_code = "CONNECTION_NOT_ALLOWED"
+    message = "不允许连接该数据库"
+
+
 class UnsupportedMediaTypeError(PipelineError):
     status = 415
     type = "ValidationError"
@@ -111,6 +117,22 @@ class DatabaseError(PipelineError):
     type = "DatabaseError"
     error_code = "DATABASE_CONNECTION_ERROR"
     message = "数据库连接失败"
+
+
+class ServiceBusyError(PipelineError):
+    """A bounded pool is full: the caller may retry later."""
+    status = 503
+    type = "ServiceUnavailable"
+    error_code = "SERVICE_BUSY"
+    message = "服务繁忙，请稍后重试"
+
+
+class DeadlineExceededError(PipelineError):
+    """The work did not finish within its deadline (it may still end on its own)."""
+    status = 504
+    type = "GatewayTimeout"
+    error_code = "DEADLINE_EXCEEDED"
+    message = "处理超时"
 
 
 class VectorStoreError(PipelineError):

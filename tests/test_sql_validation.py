@@ -253,6 +253,9 @@ def test_injected_failures_repair_and_file_rewrite(make_local_db, tmp_path):
     report = {entry["index"]: entry for entry in read_report(tmp_path, result)}
     assert report[1]["repaired"] and report[1]["rounds"] == 1 and report[1]["valid"]
     assert report[2]["rounds"] == 2 and not report[2]["repaired"]
+    # The hopeless repair's candidates failed: they are nowhere in the task directory.
+    assert [attempt["sql"] for attempt in report[2]["repair_attempts"]] == [None, None]
+    assert not [p.name for p in tmp_path.iterdir() if b"FROM sales_by_town" in p.read_bytes()]
     assert report[2]["error_class"] == ErrorClass.UNDEFINED_TABLE
     for index in (3, 4, 5):
         assert not report[index]["valid"] and report[index]["rounds"] == 0

@@ -12,6 +12,7 @@ from data_pipeline.api.context import Services
 from data_pipeline.api.endpoints import declared_endpoints
 from data_pipeline.api.envelope import register_error_handlers, success
 from data_pipeline.api.guards import install_request_guards
+from data_pipeline.db.connection import isolate_environment
 from data_pipeline.db.databases import default_business_url, store_url
 from data_pipeline.store import TaskStore
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
 
         configure(settings)
     settings.training_data_dir.mkdir(parents=True, exist_ok=True)
+    isolate_environment()
     store = TaskStore(store_url(settings))
     store.migrate()
     if not settings.default_db_connection:
@@ -53,6 +55,9 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
     register_error_handlers(app)
     _install_access_log(app)
     install_request_guards(app, settings, _public_endpoints(app))
+    sealed = context.tasks.seal_stored_connections()
+    if sealed:
+        access_log.info("encrypted the stored db_connection of %d task(s) saved before encryption", sealed)
     settled = context.tasks.settle_orphans()
     if settled:
         access_log.warning("settled %d task(s) whose executor was gone", settled)

@@ -11,8 +11,9 @@ from data_pipeline.api.responses import RESPONSE_SCHEMAS
 
 _PATH_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
-_ERROR_STATUSES = {400: "参数错误", 401: "未授权", 403: "禁止访问（Host、Origin 或连接目标不被允许）", 404: "不存在",
-                   409: "冲突", 413: "请求体过大", 415: "请求体不是 application/json", 500: "服务器错误",
+_ERROR_STATUSES = {400: "参数错误", 401: "未授权", 403: "禁止访问（Host、Origin 或连接目标不被允许: CONNECTION_NOT_ALLOWED）",
+                   404: "不存在", 409: "冲突", 413: "请求体过大", 415: "请求体不是 application/json", 500: "服务器错误",
+                   503: "服务繁忙 (SERVICE_BUSY)", 504: "处理超时 (DEADLINE_EXCEEDED)",
                    507: "磁盘空间不足"}
 
 
@@ -25,9 +26,10 @@ def _envelope(data_schema: dict | None = None) -> dict:
 _ERROR_ENVELOPE = {"type": "object", "required": ["success", "code", "message", "error"], "properties": {
     "success": {"type": "boolean", "enum": [False]}, "code": {"type": "integer"}, "message": {"type": "string"},
     "error": {"type": "object", "required": ["type", "error_code", "details"], "properties": {
-        "type": {"type": "string", "enum": ["ValidationError", "AuthenticationError", "NotFoundError",
-                                            "ConflictError", "PayloadTooLarge", "DatabaseError",
-                                            "VectorStoreError", "InternalError"]},
+        "type": {"type": "string", "enum": ["ValidationError", "AuthenticationError",
+                                            "NotFoundError", "ConflictError", "PayloadTooLarge", "DatabaseError",
+                                            "VectorStoreError", "ServiceUnavailable", "GatewayTimeout",
+                                            "InternalError"]},
         "error_code": {"type": "string"}, "details": {"type": "string"},
         "invalid_params": {"type": "array", "items": {"type": "string"}},
         "timestamp": {"type": "string"}}}}}

@@ -2,37 +2,79 @@
 
 Connection strings carry passwords: `mask_url` is what any response, log or file may show, and
 every error message that leaves this module is scrubbed of the password first.
+
+A caller's `db_connection` may name the server (host, port, user, password, database) and only the
+libpq options in ALLOWED_OPTIONS; anything else (`passfile`, `sslkey`, `service`, other `options`)
+could make the service read its own files or send its own credentials, and is refused by
+`validate_url`. A business connection never reads ~/.pgpass, PGPASSFILE or the service's own PG*
+environment, and always runs with a statement timeout and TCP keepalives (`connection_params`).
 """
 from __future__ import annotations
 
+import logging
+import os
 import re
 from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
 
 from data_pipeline.errors import DatabaseError, ValidationError
 
 CONNECT_TIMEOUT_SECONDS = 5
+MAX_CONNECT_TIMEOUT_SECONDS = 30
+STATEMENT_TIMEOUT_MS = 30_000
+# After connecting: a server that stops acknowledging (network gone) breaks the connection.
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3",
+              "tcp_user_timeout": "30000"}
 _SCHEMES = ("postgresql", "postgres")
 _SECRET_QUERY_KEYS = {"password", "sslpassword"}
+# The parts of the address, which libpq also reads from the query string (`?host=/socket/dir`).
+ADDRESS_KEYS = ("host", "port", "dbname", "user", "password")
+ALLOWED_OPTIONS = ("sslmode", "connect_timeout", "application_name", "target_session_attrs", "options")
+_SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*([\w$,.\"]+)")
+# A path that cannot exist (/dev/null is not a directory): libpq finds no password file there.
+NO_PASSWORD_FILE = os.path.join(os.devnull, "pgpass")
+# Read by libpq from the environment whatever the connection says; removed at start (isolate_environment).
+_SERVICE_VARIABLES = ("PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR")
+
+logger = logging.getLogger("BusinessDatabase")
+
+
+def _invalid(param: str, details: str) -> ValidationError:
+    return ValidationError(f"参数 {param} {details}", invalid_params=[param], error_code="INVALID_DB_CONNECTION")
 
 
 def validate_url(url: object, param: str = "db_connection") -> str:
-    """A usable postgresql:// URL, or a ValidationError naming `param`."""
+    """A usable postgresql:// URL with only allowed parameters, or a ValidationError naming `param`."""
     if not isinstance(url, str) or not url.strip():
         raise ValidationError(f"参数 {param} 必须是非空字符串", invalid_params=[param])
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in _SCHEMES:
+    if url.split("://", 1)[0] not in _SCHEMES or "://" not in url:
         raise ValidationError(f"参数 {param} 必须是 postgresql:// 连接字符串", invalid_params=[param])
-    if not database_name(url):
-        raise ValidationError(f"参数 {param} 缺少数据库名", invalid_params=[param])
+    query = url.split("?", 1)[1].split("#", 1)[0] if "?" in url else ""
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in ADDRESS_KEYS and key not in ALLOWED_OPTIONS:
+            raise _invalid(param, f"不允许的连接参数: {key[:64]}（允许: {', '.join(ALLOWED_OPTIONS)}）")
+        if key == "connect_timeout" and not (value.isdigit() and 0 < int(value) <= MAX_CONNECT_TIMEOUT_SECONDS):
+            raise _invalid(param, f"的 connect_timeout 必须是 1 到 {MAX_CONNECT_TIMEOUT_SECONDS} 的整数")
     try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise ValidationError(f"参数 {param} 的端口无效", invalid_params=[param]) from None
+        urlsplit(url)  # the helpers below (mask_url, password_of) read it with urllib too
+        params = conninfo_to_dict(url)
+    except (ValueError, psycopg.Error):
+        raise _invalid(param, "不是有效的 postgresql:// 连接字符串（主机、端口或编码有误）") from None
+    for port in str(params.get("port", "")).split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise _invalid(param, f"的端口无效: {port[:16]}")
+    if "hostaddr" in params:
+        raise _invalid(param, "不允许的连接参数: hostaddr")
+    if "options" in params and not _SEARCH_PATH.fullmatch(params["options"].strip()):
+        raise _invalid(param, "的 options 只允许 -c search_path=...")
+    if not params.get("dbname"):
+        raise ValidationError(f"参数 {param} 缺少数据库名", invalid_params=[param])
     return url
 
 
@@ -75,6 +117,12 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + quote(database), parts.query, parts.fragment))
 
 
+def with_parameter(url: str, key: str, value: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(filter(None, [parts.query, urlencode({key: value}, safe="/,")]))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
 def scrub(text: str, url: str | None) -> str:
     """`text` with the URL's password (raw and URL-encoded) and the full URL removed."""
     if not url:
@@ -95,14 +143,64 @@ def describe_connection_error(exc: Exception, url: str) -> str:
     return scrub(first, url)
 
 
-def connect(url: str, *, autocommit: bool = True, connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
-            application_name: str = "data_pipeline", **kwargs) -> psycopg.Connection:
-    """A connection to a business database; DatabaseError (DATABASE_CONNECTION_ERROR) if it fails."""
+def server_address(url: str) -> str:
+    """`host:port` of a URL as a caller may see it (the socket directory for a local socket)."""
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
-                               application_name=application_name, **kwargs)
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "?"
+    host = params.get("host") or "localhost"
+    return f"{host}:{params.get('port') or 5432}"
+
+
+def connection_params(url: str, *, connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
+                      statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+                      application_name: str = "data_pipeline") -> dict[str, str]:
+    """libpq parameters of a business connection: the URL's own, bounded, and nothing taken from the
+    service's password file or PG* environment (an option the URL does not set, whose variable is
+    set, gets libpq's built-in default instead)."""
+    params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
+    for option in pq.Conninfo.get_defaults():
+        keyword, variable = option.keyword.decode(), option.envvar and option.envvar.decode()
+        if variable and variable in os.environ and keyword not in params and keyword != "service":
+            params[keyword] = option.compiled.decode() if option.compiled is not None else ""
+    params["passfile"] = NO_PASSWORD_FILE
+    given_timeout = int(params.get("connect_timeout") or connect_timeout)
+    params["connect_timeout"] = str(min(given_timeout, connect_timeout, MAX_CONNECT_TIMEOUT_SECONDS))
+    if not params.get("application_name"):
+        params["application_name"] = application_name
+    params.update(KEEPALIVES)
+    params["options"] = " ".join(filter(None, [params.get("options", "").strip(),
+                                               f"-c statement_timeout={int(statement_timeout_ms)}"]))
+    return params
+
+
+def isolate_environment() -> None:
+    """Forget the libpq variables that name service files (no connection option overrides them)."""
+    for variable in _SERVICE_VARIABLES:
+        if os.environ.pop(variable, None) is not None:
+            logger.warning("ignoring %s: business connections never read service files", variable)
+
+
+def connect(url: str, *, autocommit: bool = True, connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
+            statement_timeout_ms: int = STATEMENT_TIMEOUT_MS, application_name: str = "data_pipeline",
+            **kwargs) -> psycopg.Connection:
+    """A connection to a business database; DatabaseError (DATABASE_CONNECTION_ERROR) if it fails.
+
+    The error says which server could not be reached, never why: the driver's reasons (refused,
+    timed out, no such database, bad password) would tell a caller which ports are open."""
+    params = connection_params(url, connect_timeout=connect_timeout, statement_timeout_ms=statement_timeout_ms,
+                               application_name=application_name)
+    try:
+        return psycopg.connect(autocommit=autocommit, **params, **kwargs)
     except psycopg.Error as exc:
-        raise DatabaseError(f"无法连接数据库 {mask_url(url)}: {describe_connection_error(exc, url)}") from None
+        # The reason only at DEBUG: an executor's records go to the task log, which callers read.
+        logger.debug("could not connect to %s: %s", server_address(url), describe_connection_error(exc, url))
+        raise connection_failed(url) from None
+
+
+def connection_failed(url: str) -> DatabaseError:
+    return DatabaseError(f"无法连接数据库 {mask_url(url)}: could not connect to {server_address(url)}")
 
 
 @contextmanager

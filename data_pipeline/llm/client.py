@@ -202,7 +202,8 @@ class LLMClient:
             answer = policy(self._complete, messages, temperature, max_tokens, json_mode)
         except (openai.OpenAIError, ValueError) as exc:
             refused = isinstance(exc, openai.APIStatusError) and not is_transient(exc)
-            self._count("refused" if refused else "unreachable")
+            # An empty answer is an answer: the model is there, only useless (the caller falls back).
+            self._count("refused" if refused else "answered" if isinstance(exc, _EmptyAnswer) else "unreachable")
             if refused:
                 raise LLMError(f"LLM请求被拒绝: {_describe(exc)}") from None
             raise LLMError(f"LLM调用失败（已重试{self.max_retries}次）: {_describe(exc)}") from None

@@ -7,22 +7,22 @@ from __future__ import annotations
 
 from data_pipeline.qa.column_roles import TableRoles, alias, ident, soft_delete_condition, subject, table_ref
 from data_pipeline.qa.documents import Column, TableDoc
-from data_pipeline.qa.templates import Candidate, _day, _where
+from data_pipeline.qa.templates import Candidate, _day, _where, rotations
 
 
 def analytic_candidates(doc: TableDoc, roles: TableRoles) -> list[Candidate]:
     maker = _Analytic(doc, roles)
-    measures, dates = roles.measures[:2], roles.dates[:1]
+    dates = roles.dates[:1]
+    m = rotations(roles.measures[:4])     # each kind starts on another measure
     groups = (roles.labels + roles.codes)[:1] + roles.categories[:2]
     found = []
     for d in dates:
-        for m in measures:
-            found += [maker.running_total(d, m), maker.monthly_change(d, m)]
-            found += [maker.top_per_month(d, n, m) for n in groups[:1]]
-    for m in measures:
-        found.append(maker.above_average(m))
-        found += [maker.having_sum(g, m) for g in groups[:1]]
-        found += [maker.share_of_total(g, m) for g in groups[:2]]
+        found += [maker.running_total(d, x) for x in m(1)[:2]]
+        found += [maker.monthly_change(d, x) for x in m(0)[:2]]
+        found += [maker.top_per_month(d, n, x) for n in groups[:1] for x in m(2)[:1]]
+    found += [maker.above_average(x) for x in m(1)[:2]]
+    found += [maker.having_sum(g, x) for g in groups[:1] for x in m(2)[:2]]
+    found += [maker.share_of_total(g, x) for g in groups[:2] for x in m(3)[:1]]
     for g in groups:
         found += [maker.having_count(g), maker.rank_by_count(g)]
     return found

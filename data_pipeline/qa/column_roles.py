@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from data_pipeline.qa.documents import Column, TableDoc
+from data_pipeline.schema.secret_columns import BUILTIN_MASK
 from data_pipeline.schema.identifiers import sql_ident
 
 _NUMERIC = re.compile(r"^(numeric|decimal|integer|int|int2|int4|int8|bigint|smallint|real|double precision|"
@@ -37,7 +38,15 @@ _CODE_NAME = re.compile(r"(_no|_code|_num|^code)$")
 # are no enums: the schema step states enum values only for enum types, booleans and text).
 _NOT_A_MEASURE = re.compile(r"(^|_)(usec|msec|nsec|ns|sec|clock|sortorder|sort_order|seq|sequence|position|pos|port|"
                             r"flags?|status|state|type|level|priority|severity|mode|kind|code|action|method|"
-                            r"protocol|enabled|disabled|active)$")
+                            r"protocol|enabled|disabled|active)$|(type|source|status|mode|flags?)$")
+# Integer codes that are no measures but are worth grouping and filtering by (status, type, ...),
+# and text that is too free to group by: the fallbacks of a table with no enum or no name.
+_GROUPING_CODE = re.compile(r"(^|_)(status|state|type|level|priority|severity|mode|kind|action|method|protocol|"
+                            r"operator|source|flags?|category|class|grade|rank)$|(type|source|status|mode)$")
+_FREE_TEXT = re.compile(r"(description|comment|note|remark|message|text|url|uri|path|config|expression|query|"
+                        r"body|content|payload|json|xml|script|command|params?|error|html|svg|data)")
+_SHORT_TEXT = re.compile(r"^(varchar|character varying|char|character|bpchar|citext)\s*(\((\d+)\))?")
+MAX_GROUPING_TEXT = 255
 _LABEL_HINT = ("名称", "名字", "姓名", "标题")
 _CODE_HINT = ("编码", "编号", "代码")
 _CREATED = re.compile(r"^(create|created)_(ts|time|at|date)$|^gmt_create$")
@@ -153,6 +162,7 @@ def roles_by_table(docs: Iterable[TableDoc], extra: tuple[str, ...] = ()) -> Rol
 
 def table_roles(doc: TableDoc, extra: tuple[str, ...] = ()) -> TableRoles:
     measures, dates, categories, labels, codes, created = [], [], [], [], [], None
+    coded, texts = [], []          # fallbacks: integer codes and short text to group by
     for column in doc.columns:
         if _CREATED.match(column.name.lower()) and is_temporal(column):
             created = column
@@ -173,11 +183,28 @@ def table_roles(doc: TableDoc, extra: tuple[str, ...] = ()) -> TableRoles:
             labels.append(column)
         elif is_text(column) and (_CODE_NAME.search(column.name.lower()) or _has(column, _CODE_HINT)):
             codes.append(column)
+        elif BUILTIN_MASK.hides(column.name, column.type):
+            continue
+        elif is_numeric(column) and _GROUPING_CODE.search(column.name.lower()):
+            coded.append(column)
+        elif _groupable_text(column):
+            texts.append(column)
+    if len(categories) < 2:
+        categories += coded[:2 - len(categories)]
+    if not labels and not codes:
+        codes = texts[:2]
     measures.sort(key=_measure_rank)
     if measures and not dates and created is not None and not any(fnmatchcase(created.name.lower(), p.lower())
                                                                    for p in extra):
         dates.append(created)    # a fact table timed only by its creation stamp: still a fact
     return TableRoles(measures, dates, categories, labels, codes, created)
+
+
+def _groupable_text(column: Column) -> bool:
+    match = _SHORT_TEXT.match(base_type(column))
+    if match is None or _FREE_TEXT.search(column.name.lower()):
+        return False
+    return match.group(3) is None or int(match.group(3)) <= MAX_GROUPING_TEXT
 
 
 def _measure_rank(column: Column) -> tuple[bool, bool]:

@@ -55,6 +55,16 @@ def table_candidates(doc: TableDoc, docs: dict[tuple[str, str], TableDoc], roles
     return unique
 
 
+def rotations(items: list):
+    """`rotated(k)`: the list starting at its k-th item (wrapping); empty stays empty."""
+    def rotated(k: int) -> list:
+        if not items:
+            return []
+        k %= len(items)
+        return items[k:] + items[:k]
+    return rotated
+
+
 def _where(*conditions: str | None) -> str:
     present = [c for c in conditions if c]
     return f" WHERE {' AND '.join(present)}" if present else ""
@@ -90,29 +100,28 @@ class _SingleTable:
 
     def candidates(self) -> list[Candidate]:
         r = self.roles
-        measures, dates, categories = r.measures[:3], r.dates[:2], r.categories[:3]
+        measures, dates, categories = r.measures[:4], r.dates[:2], r.categories[:3]
         names = (r.labels + r.codes)[:3]
-        first_measure = measures[0] if measures else None
         time_column = dates[0] if dates else None
         filterable = [c for c in categories + names + dates if usable_samples(c)]
+        m = rotations(measures)       # each kind starts on another measure: more columns get used
         kinds = [
             [self._count()],
             [self._count_by(c) for c in categories],
-            [self._sum_by(c, first_measure) for c in categories] if first_measure else [],
-            [self._daily_sum(d, m) for d in dates[:1] for m in measures[:3]],
-            [self._top_groups(n, m) for n in names[:1] for m in measures[:3]],
-            [self._top_rows(m) for m in measures],
+            [self._sum_by(c, m(1)[0]) for c in categories] if measures else [],
+            [self._daily_sum(d, x) for d in dates[:1] for x in m(0)[:3]],
+            [self._top_groups(n, x) for n in names[:1] for x in m(0)[:3]],
+            [self._top_rows(x) for x in m(2)],
             [self._filter_rows(c, v) for c in filterable for v in usable_samples(c, 1)],
-            [self._monthly(d, m) for d in dates[:1] for m in measures[:2]],
+            [self._monthly(d, x) for d in dates[:1] for x in m(1)[:2]],
             [self._distinct_count(c) for c in names + categories],
             [self._date_range(d) for d in ([time_column] if time_column else [])],
             [self._latest_rows(time_column)] if time_column else [],
             [self._filter_count(c, usable_samples(c, 2)[-1]) for c in filterable],
-            [self._filter_sum(c, v, first_measure) for c in filterable for v in usable_samples(c, 1)]
-            if first_measure else [],
-            [self._latest_day_average(d, m) for d in dates[:1] for m in measures[:2]],
+            [self._filter_sum(c, v, m(3)[0]) for c in filterable for v in usable_samples(c, 1)] if measures else [],
+            [self._latest_day_average(d, x) for d in dates[:1] for x in m(2)[:2]],
             [self._values_of(c) for c in categories],
-            [self._average_by(n, m) for n in names[:1] for m in measures[:2]],
+            [self._average_by(n, x) for n in names[:1] for x in m(3)[:2]],
             [self._missing(c) for c in (names + categories + measures)[:3] if not c.not_null],
         ]
         return [c for kind in kinds for c in kind if c is not None]

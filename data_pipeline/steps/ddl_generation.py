@@ -19,7 +19,7 @@ from typing import NamedTuple
 import psycopg
 from psycopg_pool import ConnectionPool, PoolClosed
 
-from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connection, scrub
+from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connection, connection_params, scrub
 from data_pipeline.errors import DatabaseError, PipelineError, StepFailed
 from data_pipeline.schema import introspection, sampling
 from data_pipeline.schema.comments import document_comments
@@ -48,10 +48,10 @@ def _open_pool(ctx: StepContext, size: int) -> ConnectionPool:
     """
     timeout_ms = ctx.settings.sql_statement_timeout_ms
     pool = ConnectionPool(
-        ctx.db_url, min_size=0, max_size=size, open=False, name="ddl_generation", timeout=POOL_WAIT_SECONDS,
+        "", min_size=0, max_size=size, open=False, name="ddl_generation", timeout=POOL_WAIT_SECONDS,
         reconnect_timeout=2 * CONNECT_TIMEOUT_SECONDS,
         configure=lambda conn: introspection.prepare_session(conn, timeout_ms),
-        kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "data_pipeline"})
+        kwargs={"autocommit": True, **connection_params(ctx.db_url, statement_timeout_ms=timeout_ms)})
     pool.open()
     return pool
 
@@ -142,8 +142,8 @@ def _parse_names(entries) -> tuple[dict[tuple[str, str], TableName], list[dict]]
 def _load_catalog(ctx: StepContext,
                   names: list[TableName]) -> tuple[dict[tuple[str, str], TableInfo], SchemaTypes]:
     """The tables' catalog facts and the types they need (which also tells sampling the enums), on
-    a connection of its own: when the database cannot be reached, its error says why (refused, bad
-    password, no such database)."""
+    a connection of its own: when the database cannot be reached, the step fails at once with one
+    clear error."""
     try:
         with connection(ctx.db_url) as conn:
             introspection.prepare_session(conn, ctx.settings.sql_statement_timeout_ms)

@@ -200,6 +200,19 @@ class TaskStore:
             return result.rowcount == 1
 
     @_retry_on_lost_connection
+    def seal_connections(self, seal: Callable[[str], str], prefix: str) -> int:
+        """Rewrite every stored db_connection not yet sealed (not starting with `prefix`) with `seal`."""
+        sealed = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(tasks.c.task_id, tasks.c.db_connection).where(and_(
+                tasks.c.db_connection.is_not(None), ~tasks.c.db_connection.startswith(prefix, autoescape=True)))
+                .with_for_update()).all()
+            for task_id, clear in rows:
+                conn.execute(update(tasks).where(tasks.c.task_id == task_id).values(db_connection=seal(clear)))
+                sealed += 1
+        return sealed
+
+    @_retry_on_lost_connection
     def delete_task(self, task_id: str) -> bool:
         """Delete a task that is not running; False when it is running (or gone)."""
         with self.engine.begin() as conn:

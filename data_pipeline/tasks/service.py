@@ -15,7 +15,9 @@ from pathlib import Path
 from config import PROJECT_ROOT, Settings
 from data_pipeline.logs import task_log
 from data_pipeline.tasks import executor_processes
-from data_pipeline.db.connection import database_name, mask_url, validate_url
+from data_pipeline.db.connection import database_name, mask_url
+from data_pipeline.db.credentials import PREFIX, CredentialCipher
+from data_pipeline.db.policy import ConnectionPolicy
 from data_pipeline.db.embedded_pg import DEMO_DATABASE
 from data_pipeline.errors import (ConflictError, InsufficientStorageError, PipelineError, TaskNotFoundError,
                                   ValidationError, disk_full_details, is_disk_full)
@@ -38,6 +40,12 @@ class TaskService:
     def __init__(self, settings: Settings, store: TaskStore):
         self.settings = settings
         self.store = store
+        self.cipher = CredentialCipher.from_settings(settings)
+        self.policy = ConnectionPolicy(settings)
+
+    def seal_stored_connections(self) -> int:
+        """At start: encrypt the db_connection of tasks stored before encryption (clear text)."""
+        return self.store.seal_connections(self.cipher.seal, PREFIX)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -119,7 +127,7 @@ class TaskService:
                 decode_table_list(path.read_bytes(), param="table_list_file"), param="table_list_file",
                 names_shown=1))
         if db_connection is not None:
-            db_connection = validate_url(db_connection)
+            db_connection = self.policy.vet(db_connection)
         if not db_name:
             source = db_connection or self.settings.default_db_connection
             db_name = database_name(source) if source else DEMO_DATABASE
@@ -131,7 +139,7 @@ class TaskService:
         task = self.store.create_task(
             task_id_base=dt.datetime.now().strftime("task_%Y%m%d_%H%M%S"), task_name=task_name,
             created_by=created_by, db_name=db_name, business_context=business_context,
-            db_connection=db_connection, parameters=parameters)
+            db_connection=self.cipher.seal(db_connection), parameters=parameters)
         directory = self.directory(task.task_id)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -193,6 +201,7 @@ class TaskService:
         if task.status in ACTIVE_TASK_STATUSES:
             raise ConflictError(f"任务 {task_id} 正在执行或排队 (状态: {task.status})", error_code="TASK_ALREADY_RUNNING",
                                 invalid_params=["task_id"])
+        self.cipher.open(task.db_connection, task_id)  # a key changed since: say so now, not in the run
         directory = self.directory(task_id)
         tables = read_table_list(directory)
         if not tables:

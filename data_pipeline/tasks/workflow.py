@@ -15,6 +15,8 @@ from config import Settings
 from data_pipeline.logs import task_log
 from data_pipeline.db.databases import default_business_url, store_url
 from data_pipeline.db.connection import database_name, scrub
+from data_pipeline.db.credentials import CredentialCipher
+from data_pipeline.db.policy import ConnectionPolicy
 from data_pipeline.errors import PipelineError, disk_full_details, is_disk_full
 from data_pipeline.llm.client import LLMClient
 from data_pipeline.tasks.failures import failure_code
@@ -148,7 +150,7 @@ class WorkflowRunner:
         tables = read_table_list(self.task_dir)
         if not tables:
             raise PipelineError("任务没有表清单 (table_list.txt)", error_code="TABLE_LIST_MISSING")
-        db_url = self.task.db_connection or default_business_url(self.settings)
+        db_url = self._business_url()
         truncate = bool(self.options.get("truncate_vector_tables"))
         return StepContext(
             task_id=self.task.task_id, task_dir=self.task_dir, settings=self.settings, db_url=db_url,
@@ -159,6 +161,14 @@ class WorkflowRunner:
             store_url=store_url(self.settings),
             backup_vector_tables=truncate or bool(self.options.get("backup_vector_tables")),
             truncate_vector_tables=truncate)
+
+    def _business_url(self) -> str:
+        """The task's database (decrypted, checked against the connection policy now, as settings may
+        have changed since it was created), or the default business database."""
+        if not self.task.db_connection:
+            return default_business_url(self.settings)
+        url = CredentialCipher.from_settings(self.settings).open(self.task.db_connection, self.task.task_id)
+        return ConnectionPolicy(self.settings).admit(url)
 
     def _enabled(self, step_name: str) -> bool:
         flag = STEP_ENABLE_FLAGS.get(step_name)

@@ -28,7 +28,7 @@ import psycopg.sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connect, mask_url, scrub
+from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connect, connection_params, mask_url, scrub
 from data_pipeline.errors import DatabaseError
 from data_pipeline.retries import retrying
 from data_pipeline.validation.execution import ExecutionLimits, named_filter_values, run_limited
@@ -71,15 +71,14 @@ class SQLValidator:
         self.close()
 
     def open(self) -> None:
-        # A direct connection first: its error says why (refused, bad password, no database).
+        # A direct connection first: an unreachable database fails at once, with one clear error.
         connect(self.db_url, connect_timeout=self.connect_timeout).close()
         self._pool = ConnectionPool(
-            self.db_url, min_size=self.concurrency, max_size=self.concurrency, open=False, configure=limit_session,
+            "", min_size=self.concurrency, max_size=self.concurrency, open=False, configure=limit_session,
             name="sql_validation", timeout=self.connect_timeout * 2, reconnect_timeout=self.connect_timeout * 2,
             # autocommit: the transaction is opened explicitly (BEGIN READ ONLY) per check.
             # No server-side prepared statements: every EXPLAIN is different anyway.
-            kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": self.connect_timeout,
-                    "application_name": "data_pipeline_sql_validation"})
+            kwargs={"autocommit": True, "prepare_threshold": None, **self._params()})
         try:
             self._pool.open(wait=True, timeout=self.connect_timeout * 2)
         except PoolTimeout:
@@ -215,11 +214,16 @@ class SQLValidator:
 
     def _database_reachable(self) -> bool:
         try:
-            with psycopg.connect(self.db_url, connect_timeout=self.connect_timeout, autocommit=True) as probe:
+            with psycopg.connect(autocommit=True, **self._params()) as probe:
                 probe.execute("select 1")
             return True
         except psycopg.Error:
             return False
+
+    def _params(self) -> dict[str, str]:
+        return connection_params(self.db_url, connect_timeout=self.connect_timeout,
+                                 statement_timeout_ms=self.statement_timeout_ms,
+                                 application_name="data_pipeline_sql_validation")
 
     def _count_retry(self) -> None:
         with self._retries_lock:

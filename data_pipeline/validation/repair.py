@@ -69,7 +69,8 @@ class SQLRepairer:
                 result.attempts.append({"round": round_number, "sql": None, "error": f"LLM调用失败: {exc.details}"})
                 break
             current = self.validator.validate(candidate, question)
-            result.attempts.append({"round": round_number, "sql": candidate,
+            # A candidate that failed stays out of the report: only SQL that passed is written anywhere.
+            result.attempts.append({"round": round_number, "sql": candidate if current.valid else None,
                                     "error": current.error, "error_class": current.error_class})
             current_sql = candidate
             if current.valid:
@@ -93,7 +94,7 @@ class SQLRepairer:
 
     def _ask(self, question: str, sql: str, outcome: ValidationOutcome, attempts: list[dict]) -> str:
         schema = "\n\n".join(doc.schema_text() for doc in self.involved_tables(sql))
-        earlier = "".join(f"\n- 第{a['round']}轮修复结果仍然失败: {a['error']}" for a in attempts if a.get("sql"))
+        earlier = "".join(f"\n- 第{a['round']}轮修复结果仍然失败: {a['error']}" for a in attempts if a.get("error_class"))
         prompt = (f"业务问题：{question}\n\n需要修复的SQL：\n{sql}\n\n"
                   f"数据库报错（{outcome.error_class}）：{outcome.error}{earlier}\n\n"
                   f"相关表结构：\n{schema}\n\n请给出修复后的SQL。")

@@ -17,8 +17,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from data_pipeline.db.databases import sqlalchemy_url
-from data_pipeline.db.connection import connect, scrub
-from data_pipeline.errors import VectorStoreError
+from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, describe_connection_error, mask_url, scrub
+from data_pipeline.errors import DatabaseError, VectorStoreError
 
 COLLECTION_TABLE = "langchain_pg_collection"
 EMBEDDING_TABLE = "langchain_pg_embedding"
@@ -31,7 +31,13 @@ def psycopg_url(url: str) -> str:
 
 
 def connect_store(url: str, *, autocommit: bool = False) -> psycopg.Connection:
-    return connect(psycopg_url(url), autocommit=autocommit, application_name="data_pipeline_vector")
+    """A connection to the service's own store (not a business database: no caller chose it)."""
+    url = psycopg_url(url)
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                               application_name="data_pipeline_vector")
+    except psycopg.Error as exc:
+        raise DatabaseError(f"无法连接数据库 {mask_url(url)}: {describe_connection_error(exc, url)}") from None
 
 
 def store_engine(url: str):

@@ -5,7 +5,8 @@ Every server started here requires an API key and has its HTTP session watched b
 business databases are reached with a password. At the end of the session (after every other
 test of the suite too) no registered secret may appear in any response the audit saw, nor in any
 file under the session's temporary directory (every test server's logs and task directories;
-PostgreSQL data directories, which legitimately hold the store's rows, are left out).
+PostgreSQL data directories are left out), nor in any row of any of their stores (read as text,
+every column of every table).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from data_pipeline.db.connection import with_database
 from tests.support.api_server import ApiServer, server_env
 from tests.support.pg_cluster import PostgresCluster, find_bin_dir
 from tests.support.secret_audit import audit
@@ -62,7 +64,9 @@ def private_store(embedded_base_url):
     from tests.conftest import DatabaseFactory
 
     factory = DatabaseFactory(embedded_base_url, "dp_rel_store")
-    yield lambda: factory(extensions=("vector",))
+    yield lambda: audit.store(factory(extensions=("vector",)))
+    for name in factory.created:  # read by the audit before they go
+        audit.scan_store(with_database(embedded_base_url, name))
     factory.drop_all()
 
 

@@ -31,6 +31,20 @@ def test_the_audit_finds_a_planted_secret(tmp_path):
     assert len(leaks) == 2 and "data_pipeline.log" in leaks[1] and "/api/v0/x" in leaks[0]
 
 
+def test_the_audit_reads_every_store_table(make_embedded_db):
+    probe = SecretAudit()
+    secret = probe.secret("planted-store-secret-42")
+    url = probe.store(make_embedded_db(f"""
+        create schema other;
+        create table other.notes (id int, body jsonb);
+        insert into other.notes values (1, '{{"db_connection": "postgresql://u:{secret}@h/db"}}');
+        create table public.clean (id int, note text);
+        insert into public.clean values (1, 'nothing here');"""))
+    leaks = probe.leaks()
+    assert leaks == ["store table other.notes: 1 row(s) contain secret pla…(23 chars)"]
+    assert probe.tables_checked == 2
+
+
 def test_no_secret_anywhere(secret_audit, tmp_path_factory, gated):
     assert {API_KEY, DB_PASSWORD, LLM_KEY, EMBEDDING_KEY} <= secret_audit.secrets
     # The keys were really handed over: the fake LLM and embedding service saw them.
@@ -41,4 +55,4 @@ def test_no_secret_anywhere(secret_audit, tmp_path_factory, gated):
     leaks = secret_audit.leaks()
     assert not leaks, "secrets leaked:\n" + "\n".join(leaks[:50])
     print(f"\nsecret audit: {secret_audit.responses_checked} responses, {secret_audit.files_checked} files, "
-          f"{len(secret_audit.secrets)} secrets: nothing found")
+          f"{secret_audit.tables_checked} store tables, {len(secret_audit.secrets)} secrets: nothing found")
