@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.conftest import DatabaseFactory
 from tests.support.api_server import ApiServer, server_env
 from tests.support.controlled_steps import quick_steps
 from tests.support.workers import Worker, flush, redis_db_url
@@ -27,12 +28,14 @@ HEARTBEAT_TIMEOUT = 3
 
 
 @pytest.fixture(scope="module")
-def cluster(embedded_pg_dir, tmp_path_factory):
-    """The API and two workers sharing the store, the broker and the training data directory."""
+def cluster(embedded_pg_dir, local_pg_admin_url, tmp_path_factory):
+    """The API and two workers sharing a store of their own (no local-executor API of another
+    test may start their queued runs), the broker and the training data directory."""
     root = tmp_path_factory.mktemp("api-celery")
     broker = redis_db_url(REDIS_DB)
+    stores = DatabaseFactory(local_pg_admin_url, "scale_celery_store")
     env = server_env(root, embedded_pg_dir, DATA_PIPELINE_EXECUTOR="celery", DATA_PIPELINE_BROKER_URL=broker,
-                     DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS=str(HEARTBEAT_TIMEOUT))
+                     DATA_PIPELINE_HEARTBEAT_TIMEOUT_SECONDS=str(HEARTBEAT_TIMEOUT), DATA_PIPELINE_DB_URL=stores())
     api = ApiServer(env, root).start()
     api.workers = {name: Worker(env, root, name) for name in WORKERS}
     try:
@@ -46,6 +49,7 @@ def cluster(embedded_pg_dir, tmp_path_factory):
             api.close()
         finally:
             flush(broker)
+            stores.drop_all()
 
 
 def executions(api, task_id: str) -> list[dict]:
