@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import re
 import sys
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--ms-per-token", type=float, default=1.0)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)   # the fallback warnings of the rambling runs are expected
 
     databases = DatabaseFactory(args.admin_url, "bench_qa")
     db_url = databases()

@@ -141,6 +141,7 @@ def test_key_create_step_mode_live_progress_cancel_and_delete(browser, server, s
     find(browser, "#f-business-context").send_keys("高速公路服务区管理系统")
     find(browser, "#f-db-name").send_keys("highway_db")
     find(browser, "input[name=enable_llm_repair]").click()
+    find(browser, "input[name=validate_by_execution]").click()
     find(browser, "#f-truncate").click()
     assert find(browser, "#f-backup").is_selected() and not find(browser, "#f-backup").is_enabled()
     shots(browser, "02_create_task")
@@ -152,6 +153,7 @@ def test_key_create_step_mode_live_progress_cancel_and_delete(browser, server, s
     assert parameters["task_name"] == "控制台单步任务" and parameters["db_name"] == "highway_db"
     assert parameters["enable_llm_repair"] is False and parameters["truncate_vector_tables"] is True
     assert parameters["backup_vector_tables"] is True and parameters["enable_sql_validation"] is True
+    assert parameters["validate_by_execution"] is False
 
     server.set_table_list(task_id, ["bss_company", "bss_service_area"])
     write_control(server, task_id, {"ddl_generation": {"sleep": 30}})
@@ -252,7 +254,7 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
     assert find(browser, "#quality-view [data-key=executed] dd").text == str(quality["validation"]["executed"])
     recall = f"{quality['retrieval']['self_recall_at_5'] * 100:.1f}%"
     assert find(browser, "#quality-view [data-key=self_recall_at_5] dd").text == recall
-    shots(browser, "08_quality", focus=".tabs")
+    shots(browser, "09_quality", focus=".tabs")
 
     find(browser, ".tab[data-tab=logs]").click()
     Select(find(browser, "#log-step")).select_by_value("qa_generation")

@@ -15,7 +15,7 @@ import pytest
 from config import Settings
 from data_pipeline.db.demo_db import DEMO_TABLES
 from data_pipeline.qa import column_roles
-from data_pipeline.qa.documents import load_table_documents
+from data_pipeline.qa.documents import Column, load_table_documents
 from data_pipeline.qa.offline import generate_offline
 from data_pipeline.steps import ddl_generation, qa_generation, sql_validation, training_load
 from data_pipeline.steps.context import StepContext
@@ -106,6 +106,30 @@ def test_pairs_are_exact_varied_and_the_report_recounts(demo_task):
     assert (levels["complex"] + levels["highly_complex"]) / report["pairs_total"] >= 0.15, levels
     assert report["retrieval"] is None and report["llm_fallbacks"] == 0
     assert "| bss_car_day_count |" in (task_dir / "quality_report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name, bookkeeping", [
+    ("last_update", True), ("updated_at", True), ("modified_by", True), ("modified_date", True),
+    ("created_by", True), ("version", True), ("etl_load_time", True), ("synced_at", True), ("dw_batch_id", True),
+    ("delete_ts", False), ("is_deleted", False), ("amount", False), ("order_date", False), ("status", False),
+])
+def test_bookkeeping_columns_by_name(name, bookkeeping):
+    assert column_roles.is_bookkeeping(Column(name, "timestamp")) is bookkeeping
+
+
+def test_configured_bookkeeping_columns_are_left_alone(demo_task, demo_db_url, tmp_path):
+    """DATA_PIPELINE_BOOKKEEPING_COLUMNS extends the list: no pair uses such a column, and the
+    report counts the share with the same list."""
+    for path in list(demo_task[0].glob("*.ddl")) + list(demo_task[0].glob("*_detail.md")):
+        if path.name != "metadata_detail.md":
+            shutil.copy(path, tmp_path / path.name)
+    ctx = make_context(tmp_path, demo_db_url, DEMO_TABLES, bookkeeping_columns=("car_type", "service_area_t*"))
+    result = qa_generation.run(ctx)
+    pairs = json.loads((tmp_path / result["output_file"]).read_text(encoding="utf-8"))
+    assert pairs and not [p["sql"] for p in pairs if "car_type" in p["sql"] or "service_area_type" in p["sql"]]
+    assert any("customer_count" in p["sql"] for p in pairs)
+    report = check_pair_quality(tmp_path, bookkeeping=("car_type", "service_area_t*"))
+    assert report["bookkeeping_share"] == 0.0
 
 
 def test_column_roles_are_worked_out_once_per_table_per_run(demo_task, demo_db_url, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ PAIRS = [
     {"question": "2030年以后的销售", "sql": "SELECT * FROM sale WHERE sale_date > DATE '2030-01-01'"},
     {"question": "先查后删", "sql": "SELECT 1; DELETE FROM sale"},
     {"question": "慢查询", "sql": "SELECT pg_sleep(3), id FROM sale"},
+    {"question": "各店铺所在城市的编号", "sql": "SELECT shop_name, CAST(city AS integer) AS 城市编号 FROM shop"},
 ]
 
 
@@ -41,19 +42,22 @@ def test_missing_value_and_division_by_zero_are_caught_and_removed(make_local_db
     assert report[2]["explain_valid"] and not report[2]["executed"]
     # An empty result the question names no value for is an answer, not an error.
     assert report[3]["valid"] and report[3]["executed"] and report[3]["row_count"] == 0
+    # A value read from a row (it could be a secret column's) is not quoted back from the error.
+    assert report[6]["error_class"] == ErrorClass.EXECUTION and "invalid input syntax" in report[6]["error"]
+    assert "九江" not in json.dumps(report, ensure_ascii=False) and "宜春\"" not in report[6]["error"]
     # Refused by the statement check: never EXPLAINed, never run.
-    for entry in report[4:]:
+    for entry in report[4:6]:
         assert not entry["valid"] and not entry["explain_valid"] and not entry["executed"]
         assert entry["row_count"] is None and entry["time"] < 1
-    assert [e["removed"] for e in report] == [False, True, True, False, True, True]
-    assert result["execution_check"] == {"enabled": True, "executed": 3, "failed": 1, "empty_results": 1}
+    assert [e["removed"] for e in report] == [False, True, True, False, True, True, True]
+    assert result["execution_check"] == {"enabled": True, "executed": 3, "failed": 2, "empty_results": 1}
 
     kept = json.loads(pair_path.read_text(encoding="utf-8"))
     assert kept == [PAIRS[0], PAIRS[3]]
     quality = json.loads((tmp_path / "quality_report.json").read_text(encoding="utf-8"))
     assert quality["validation"] == recount_validation(tmp_path) == {
-        "explain_valid": 4, "executed": 3, "empty_results": 1, "repaired": 0, "removed": 4}
-    assert "| 4 | 3 | 1 | 0 | 4 |" in (tmp_path / "quality_report.md").read_text(encoding="utf-8")
+        "explain_valid": 5, "executed": 3, "empty_results": 1, "repaired": 0, "removed": 5}
+    assert "| 5 | 3 | 1 | 0 | 5 |" in (tmp_path / "quality_report.md").read_text(encoding="utf-8")
 
 
 def test_the_llm_repairs_an_execution_failure_with_the_reason(make_local_db, tmp_path):
@@ -89,9 +93,21 @@ def test_validate_by_execution_false_keeps_the_explain_only_check(make_local_db,
     assert result["execution_check"]["enabled"] is False and result["valid_sql_count"] == 4
 
 
-def test_validate_by_execution_from_the_create_and_the_execute_request(embedded_api):
-    """Through the API and the executor: the task's false keeps EXPLAIN only; an execute request's
-    true overrides it for that run (the real steps on the demo database)."""
+UPLOADED = [
+    {"question": "公司名称为“南昌分公司”的公司编码是什么？",
+     "sql": "SELECT company_no FROM bss_company WHERE company_name = '南昌分公司' AND delete_ts IS NULL"},
+    {"question": "公司名称为“北京分公司”的公司编码是什么？",
+     "sql": "SELECT company_no FROM bss_company WHERE company_name = '北京分公司' AND delete_ts IS NULL"},
+    {"question": "各公司的编码长度比",
+     "sql": "SELECT company_name, 100 / (LENGTH(company_no) - LENGTH(company_no)) AS 比值 FROM bss_company"},
+]
+
+
+def test_uploaded_pairs_and_validate_by_execution_through_the_api(embedded_api):
+    """Through the API and the executor, real steps on the demo database: the task's
+    validate_by_execution=false keeps EXPLAIN only; then a pair file uploaded through the files API
+    is validated with an execute request's validate_by_execution=true, which overrides the task's:
+    the filter on a company that does not exist and the division by zero are caught and removed."""
     api = embedded_api
     task_id = make_task(api, {}, tables=("bss_company", "bss_service_area"), validate_by_execution=False)
     assert api.execute(task_id).status_code == 202
@@ -103,11 +119,19 @@ def test_validate_by_execution_from_the_create_and_the_execute_request(embedded_
 
     first = newest_report()
     assert first and not any(e["executed"] for e in first) and all(e["explain_valid"] for e in first)
-    time.sleep(1.1)   # report names carry the second
+
+    time.sleep(1.1)   # pair file and report names carry the second
+    name = "qs_highway_db_20991231_000000_pair.json"
+    body = json.dumps(UPLOADED, ensure_ascii=False).encode("utf-8")
+    assert api.post(f"/api/v0/data_pipeline/tasks/{task_id}/files", files={"file": (name, body)}).status_code < 300
     started = api.execute(task_id, execution_mode="step", step_name="sql_validation", validate_by_execution=True)
     assert started.status_code == 202 and started.json()["data"]["validate_by_execution"] is True
     assert api.wait_for(task_id)["step_status"]["sql_validation"] == "completed"
-    again = newest_report()
-    assert len(again) == len(first) and all(e["executed"] for e in again if e["valid"])
+    report = newest_report()
+    assert [e["error_class"] for e in report] == [None, ErrorClass.EMPTY_RESULT, ErrorClass.EXECUTION]
+    assert report[0]["executed"] and report[0]["row_count"] == 1 and "division by zero" in report[2]["error"]
+    assert json.loads((task_dir(api, task_id) / name).read_text(encoding="utf-8")) == UPLOADED[:1]
     quality = json.loads((task_dir(api, task_id) / "quality_report.json").read_text(encoding="utf-8"))
-    assert quality["validation"]["executed"] == sum(1 for e in again if e["executed"]) > 0
+    assert quality["pairs_total"] == 1
+    # executed: the two that ran to the end (one with no rows)
+    assert quality["validation"] == {"explain_valid": 3, "executed": 2, "empty_results": 1, "repaired": 0, "removed": 2}

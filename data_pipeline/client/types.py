@@ -223,6 +223,7 @@ class VectorBackup(TypedDict, total=False):
     embedding_size: str
     backup_date: str
     has_log: bool
+    has_manifest: bool      # only a set with a manifest that verifies can be restored
 
 
 class VectorBackupLocation(TypedDict, total=False):

@@ -10,11 +10,15 @@ it stays valid, not executed.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from data_pipeline.qa.sql_shape import shape
 
 CURSOR_NAME = "data_pipeline_execution_check"
+# A run's error may quote a value read from a row (`invalid input syntax for type integer: "…"`),
+# which may be a secret column's: the quotes' contents never reach a report, a log or a prompt.
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,10 @@ def named_filter_values(question: str, sql: str) -> list[str]:
         if value in question and value not in values:
             values.append(value)
     return values
+
+
+def without_values(message: str) -> str:
+    return _QUOTED.sub("“…”", message)
 
 
 def run_limited(conn, sql: str, limits: ExecutionLimits) -> int:

@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from data_pipeline.db.connection import CONNECT_TIMEOUT_SECONDS, connect, connection_params, mask_url, scrub
 from data_pipeline.errors import DatabaseError
 from data_pipeline.retries import retrying
-from data_pipeline.validation.execution import ExecutionLimits, named_filter_values, run_limited
+from data_pipeline.validation.execution import ExecutionLimits, named_filter_values, run_limited, without_values
 from data_pipeline.validation.outcome import ErrorClass, ValidationOutcome, classify_sqlstate
 from data_pipeline.validation.statement_check import SYSTEM_SCHEMAS, check_statement
 
@@ -172,7 +172,8 @@ class SQLValidator:
             if _is_connection_problem(exc):
                 raise DatabaseUnavailable(self._reason(exc)) from None
             return ValidationOutcome.failed(
-                ErrorClass.EXECUTION, f"执行失败: {_database_message(exc, self.db_url)}", sqlstate=exc.sqlstate,
+                ErrorClass.EXECUTION, f"执行失败: {without_values(_database_message(exc, self.db_url))}",
+                sqlstate=exc.sqlstate,
                 seconds=time.perf_counter() - started, retries=retries, explain_valid=True)
         named = named_filter_values(question, sql) if rows == 0 else []
         if named:

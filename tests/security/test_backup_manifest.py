@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
 
 import psycopg
 import pytest
 
+from config import PROJECT_ROOT
 from data_pipeline.steps import training_load
 from tests.security.conftest import build_app
 from tests.support.vector_tasks import step_context, table_rows
@@ -164,4 +167,17 @@ def test_a_changed_file_or_a_wrong_count_fails_verification(vector_app, verified
         embedding.write_bytes(original)
         manifest_path.write_text(manifest_text)
     assert table_rows(vector_app.store) == before
+    assert restore(client, directory.name, timestamp).status_code == 200
+
+
+def test_the_operator_adopts_a_set_without_a_manifest_on_the_server(vector_app, verified_backup):
+    """What docs/vectors.md tells an operator to run for a backup of the earlier implementation."""
+    client = vector_app.test_client()
+    directory, timestamp = verified_backup
+    (directory / f"vector_backup_manifest_{timestamp}.json").unlink()
+    refused = restore(client, directory.name, timestamp)
+    assert refused.status_code == 400 and refused.get_json()["error"]["error_code"] == "BACKUP_NOT_VERIFIED"
+    adopted = subprocess.run([sys.executable, "-m", "data_pipeline.vector.manifest", str(directory), timestamp],
+                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert adopted.returncode == 0, adopted.stderr
     assert restore(client, directory.name, timestamp).status_code == 200

@@ -51,6 +51,7 @@ def test_health_and_status_answer_while_50_tool_requests_hang(embedded_pg_dir, t
                 time.sleep(0.3)
             responses = [future.result() for future in futures]
         assert max(timings) < HEALTH_BOUND_SECONDS, timings
+        print(f"\n/health and status reads with {TOOL_REQUESTS} hanging tool requests: max {max(timings):.3f} s")
         codes = Counter((r.status_code, r.json()["error"]["error_code"]) for r in responses)
         assert set(codes) <= set(EXPECTED_ERRORS.items()), codes
         assert codes[(503, "SERVICE_BUSY")] > 0, codes      # the pool is bounded ...

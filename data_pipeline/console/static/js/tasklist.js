@@ -45,7 +45,7 @@ function createBody(form) {
     const value = form.elements[name].value.trim();
     if (value) body[name] = value;
   }
-  for (const name of ["enable_sql_validation", "enable_llm_repair", "modify_original_file",
+  for (const name of ["enable_sql_validation", "enable_llm_repair", "modify_original_file", "validate_by_execution",
     "enable_training_data_load", "backup_vector_tables", "truncate_vector_tables"]) {
     body[name] = form.elements[name].checked;
   }
