@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.conftest import DatabaseFactory
 from tests.support.api_server import ApiServer, server_env
 from tests.support.controlled_steps import quick_steps
 from tests.support.envelope import error_of
@@ -22,11 +23,17 @@ FINISHED = ("completed", "failed", "cancelled", "partial_completed")
 
 
 @pytest.fixture(scope="module")
-def queue_api(embedded_pg_dir, tmp_path_factory):
+def queue_api(embedded_pg_dir, local_pg_admin_url, tmp_path_factory):
+    """An API with a store of its own: the queue counts every run of its store."""
     root = tmp_path_factory.mktemp("api-queue")
-    server = ApiServer(server_env(root, embedded_pg_dir, DATA_PIPELINE_MAX_RUNNING=str(MAX_RUNNING)), root).start()
+    stores = DatabaseFactory(local_pg_admin_url, "scale_queue_store")
+    env = server_env(root, embedded_pg_dir, DATA_PIPELINE_MAX_RUNNING=str(MAX_RUNNING), DATA_PIPELINE_DB_URL=stores())
+    server = ApiServer(env, root).start()
     yield server
-    server.close()
+    try:
+        server.close()
+    finally:
+        stores.drop_all()
 
 
 def statuses(api) -> dict[str, str]:
@@ -97,6 +104,7 @@ def test_queue_is_first_in_first_out_cancel_delete_reexecute_and_restart(queue_a
     assert api.task(waiting[4])["queue_position"] == 3
 
     api.restart()  # the queue lives in the store: it goes on after a restart
+    assert api.task(waiting[0])["status"] == "queued"
     assert [api.task(task_id)["queue_position"] for task_id in (waiting[0], waiting[2], waiting[4])] == [1, 2, 3]
     for task_id in blockers:
         release(api, task_id)

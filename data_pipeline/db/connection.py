@@ -210,7 +210,8 @@ _forbidden_databases: set[tuple[str, str]] = set()
 def server_identity(conn: psycopg.Connection) -> set[tuple[str, str]]:
     """What identifies the database a connection reached: its name with the server's system
     identifier (stable across restarts), and with the server's start time (readable by anyone)."""
-    database, started = conn.execute("select current_database(), pg_postmaster_start_time()::text").fetchone()
+    database, started = conn.execute(
+        "select current_database(), extract(epoch from pg_postmaster_start_time())::text").fetchone()
     identity = {(database, f"started {started}")}
     try:
         system = conn.execute("select system_identifier::text from pg_control_system()").fetchone()[0]
@@ -229,6 +230,10 @@ def forbid_database(identity: set[tuple[str, str]]) -> None:
 def _refuse_if_forbidden(conn: psycopg.Connection, url: str) -> None:
     try:
         reached = server_identity(conn)
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
+        if not conn.autocommit:
+            conn.rollback()
+        return  # a server without these functions (a PostgreSQL look-alike) is not the store
     except psycopg.Error as exc:
         conn.close()
         logger.debug("could not connect to %s: %s", server_address(url), describe_connection_error(exc, url))
