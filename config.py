@@ -53,6 +53,7 @@ class Settings:
     llm_max_retries: int = 3
     llm_max_output_tokens: int = 4096
     llm_step_timeout: float = 1800.0
+    llm_reasoning_tokens: int = 0
 
     embedding_provider: str = "hash"
     embedding_base_url: str | None = None
@@ -199,6 +200,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "llm_max_retries": ("LLM_MAX_RETRIES", "count"),
     "llm_max_output_tokens": ("LLM_MAX_OUTPUT_TOKENS", "int"),
     "llm_step_timeout": ("LLM_STEP_TIMEOUT", "float"),
+    "llm_reasoning_tokens": ("LLM_REASONING_TOKENS", "count"),
     "embedding_provider": ("EMBEDDING_PROVIDER", "lower"),
     "embedding_base_url": ("EMBEDDING_BASE_URL", "str"),
     "embedding_api_key": ("EMBEDDING_API_KEY", "str"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -203,8 +204,19 @@ def test_every_request_carries_a_budget_capped_by_the_setting():
         client.chat_json(MESSAGES, max_tokens=10_000)
         assert [r["max_tokens"] for r in server.chat_requests()] == [500, 200, 500]
     settings = Settings().with_overrides(llm_base_url="http://127.0.0.1:9/v1", llm_model="m",
-                                         llm_max_output_tokens=321)
+                                         llm_max_output_tokens=321, llm_reasoning_tokens=50)
     assert LLMClient.from_settings(settings).max_output_tokens == 321
+
+
+def test_a_thinking_model_gets_its_reasoning_allowance_on_top_of_every_budget():
+    with FakeLLMServer(lambda r: Reply(content='<think>先想想</think>{"name": "好"}')) as server:
+        client = client_for(server, max_output_tokens=1000, reasoning_tokens=600)
+        assert client.chat_json(MESSAGES, validate=needs_name, max_tokens=200) == "好"
+        client.chat_json(MESSAGES, validate=needs_name, max_tokens=700)
+        assert [r["max_tokens"] for r in server.chat_requests()] == [800, 1000]
+    settings = Settings.from_env({"LLM_BASE_URL": "http://127.0.0.1:9/v1", "LLM_MODEL": "m",
+                                  "LLM_REASONING_TOKENS": "2000"}, dotenv_path=Path("/nonexistent"))
+    assert LLMClient.from_settings(settings).reasoning_tokens == 2000
 
 
 def test_an_answer_cut_off_at_the_budget_is_malformed_and_the_re_ask_quotes_only_an_excerpt():

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
-from data_pipeline.errors import DatabaseError, ValidationError
+from data_pipeline.errors import ConnectionNotAllowedError, DatabaseError, ValidationError
 
 CONNECT_TIMEOUT_SECONDS = 5
 MAX_CONNECT_TIMEOUT_SECONDS = 30
@@ -192,11 +192,56 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = CONNECT
     params = connection_params(url, connect_timeout=connect_timeout, statement_timeout_ms=statement_timeout_ms,
                                application_name=application_name)
     try:
-        return psycopg.connect(autocommit=autocommit, **params, **kwargs)
+        conn = psycopg.connect(autocommit=autocommit, **params, **kwargs)
     except psycopg.Error as exc:
         # The reason only at DEBUG: an executor's records go to the task log, which callers read.
         logger.debug("could not connect to %s: %s", server_address(url), describe_connection_error(exc, url))
         raise connection_failed(url) from None
+    if _forbidden_databases:
+        _refuse_if_forbidden(conn, url)
+    return conn
+
+
+# (database, server identity) of the service's own store, registered by the connection policy: a
+# connection that arrives there by a way the address check did not foresee is closed at once.
+_forbidden_databases: set[tuple[str, str]] = set()
+
+
+def server_identity(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    """What identifies the database a connection reached: its name with the server's system
+    identifier (stable across restarts), and with the server's start time (readable by anyone)."""
+    database, started = conn.execute(
+        "select current_database(), extract(epoch from pg_postmaster_start_time())::text").fetchone()
+    identity = {(database, f"started {started}")}
+    try:
+        system = conn.execute("select system_identifier::text from pg_control_system()").fetchone()[0]
+        identity.add((database, f"system {system}"))
+    except psycopg.Error:
+        pass  # not granted to this role: the start time still tells
+    if not conn.autocommit:
+        conn.rollback()
+    return identity
+
+
+def forbid_database(identity: set[tuple[str, str]]) -> None:
+    _forbidden_databases.update(identity)
+
+
+def _refuse_if_forbidden(conn: psycopg.Connection, url: str) -> None:
+    try:
+        reached = server_identity(conn)
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
+        if not conn.autocommit:
+            conn.rollback()
+        return  # a server without these functions (a PostgreSQL look-alike) is not the store
+    except psycopg.Error as exc:
+        conn.close()
+        logger.debug("could not connect to %s: %s", server_address(url), describe_connection_error(exc, url))
+        raise connection_failed(url) from None
+    if reached & _forbidden_databases:
+        conn.close()
+        raise ConnectionNotAllowedError("参数 db_connection 指向服务自己的任务存储数据库，不允许访问",
+                                        invalid_params=["db_connection"])
 
 
 def connection_failed(url: str) -> DatabaseError:

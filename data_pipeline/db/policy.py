@@ -5,10 +5,13 @@ A target is resolved before any connection is made — its socket directories (r
 addresses, its port and its database — and compared with the store's (what the store server says
 it listens on, plus the URL the service uses; loopback names and addresses are one machine). A host
 name is resolved once: the URL that is then used pins the checked address (`hostaddr`), so the
-name cannot resolve elsewhere when the connection is made.
+name cannot resolve elsewhere when the connection is made. Whatever way a connection still finds
+to the store (a forwarded port) is closed by `connection.connect`, which compares the database it
+reached with the store's identity registered here.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -19,7 +22,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from config import Settings
-from data_pipeline.db.connection import validate_url, with_parameter
+from data_pipeline.db.connection import forbid_database, server_identity, validate_url, with_parameter
 from data_pipeline.db.databases import store_url
 from data_pipeline.errors import ConnectionNotAllowedError, DatabaseError
 
@@ -105,12 +108,18 @@ def _is_local(address: str) -> bool:
     return ip.is_loopback or ip.is_unspecified or str(ip) in _machine_addresses()
 
 
-def _machine_addresses() -> set[str]:
-    names = {socket.gethostname(), socket.getfqdn()}
-    found = set()
-    for name in names:
+@functools.lru_cache(maxsize=1)
+def _machine_addresses() -> frozenset[str]:
+    """Every address of this machine's interfaces (a server listening on `*` answers on each), and
+    what its own names resolve to."""
+    import psutil
+
+    found = {str(ipaddress.ip_address(a.address.split("%", 1)[0]))
+             for addresses in psutil.net_if_addrs().values() for a in addresses
+             if a.family in (socket.AF_INET, socket.AF_INET6)}
+    for name in {socket.gethostname(), socket.getfqdn()}:
         found.update(_addresses(name, DEFAULT_PORT))
-    return found
+    return frozenset(found)
 
 
 class ConnectionPolicy:
@@ -182,6 +191,7 @@ class StoreIdentity:
         listens, dirs, complete = "", "", True
         try:
             with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
+                forbid_database(server_identity(conn))
                 ports.add(int(conn.execute("select current_setting('port')").fetchone()[0]))
                 listens = conn.execute("select current_setting('listen_addresses')").fetchone()[0]
                 try:

@@ -110,12 +110,14 @@ class LLMClient:
     def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
                  timeout: float = 120.0, max_retries: int = 3, concurrency: int = 4,
                  logger: logging.Logger | None = None, backoff_base: float = 1.0,
-                 max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS):
+                 max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS, reasoning_tokens: int = 0):
         self.model = model
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.max_output_tokens = max_output_tokens
+        # A model that thinks before it answers (`<think>`) spends these on top of every budget.
+        self.reasoning_tokens = reasoning_tokens
         self.logger = logger or logging.getLogger("LLMClient")
         self._semaphore = _shared_semaphore(concurrency)
         self._server = (base_url.rstrip("/"), model)
@@ -134,7 +136,8 @@ class LLMClient:
         return cls(base_url=settings.llm_base_url, model=settings.llm_model, api_key=settings.llm_api_key,
                    timeout=settings.llm_timeout, max_retries=settings.llm_max_retries,
                    concurrency=settings.llm_concurrency, logger=logger,
-                   max_output_tokens=settings.llm_max_output_tokens)
+                   max_output_tokens=settings.llm_max_output_tokens,
+                   reasoning_tokens=settings.llm_reasoning_tokens)
 
     @contextmanager
     def step_budget(self, seconds: float | None) -> Iterator[None]:
@@ -192,7 +195,8 @@ class LLMClient:
         return f"LLM服务无法连接（{unreachable + refused}次请求均未得到回答），请检查 LLM_BASE_URL 和模型服务"
 
     def _budget(self, max_tokens: int | None) -> int:
-        return max(1, min(max_tokens or self.max_output_tokens, self.max_output_tokens))
+        wanted = max_tokens + self.reasoning_tokens if max_tokens else self.max_output_tokens
+        return max(1, min(wanted, self.max_output_tokens))
 
     def _answer(self, messages: list[dict], temperature: float, max_tokens: int, *, json_mode: bool) -> "_Answer":
         remaining = self._remaining()

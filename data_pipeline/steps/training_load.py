@@ -41,6 +41,9 @@ def run(ctx: StepContext) -> dict:
     if collected.skipped_pairs:
         logger.warning("问答对文件 %s 中有 %d 条缺少 question 或 sql，已跳过",
                        collected.pair_file, collected.skipped_pairs)
+    if collected.refused_pairs:
+        logger.warning("问答对文件 %s 中有 %d 条SQL未通过语句检查（只加载单条只读查询，且只调用允许的函数），已跳过",
+                       collected.pair_file, collected.refused_pairs)
     if collected.duplicate_pairs:
         logger.info("问答对文件 %s 中有 %d 条重复问答对，只加载一次",
                     collected.pair_file, collected.duplicate_pairs)
@@ -76,6 +79,7 @@ def run(ctx: StepContext) -> dict:
                   "pair_file": collected.pair_file},
         "skipped_pairs": collected.skipped_pairs,
         "duplicate_pairs": collected.duplicate_pairs,
+        "refused_pairs": collected.refused_pairs,
         "embedding": {"provider": ctx.settings.embedding_provider, **loaded["embedding"]},
         "sql_round_trips": loaded["sql_round_trips"],
         "retrieval": retrieval,

@@ -26,6 +26,7 @@ from data_pipeline.qa.documents import split_identifier_path
 from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 from data_pipeline.schema.types_file import TYPES_FILE
 from data_pipeline.tasks.directory import pair_files
+from data_pipeline.validation.statement_check import check_statement
 
 COLLECTIONS = ("sql", "ddl", "documentation")
 ID_SUFFIXES = {"sql": "-sql", "ddl": "-ddl", "documentation": "-doc"}
@@ -55,6 +56,7 @@ class TaskDocuments:
     pair_file: str | None
     skipped_pairs: int
     duplicate_pairs: int
+    refused_pairs: int = 0
 
     def count(self, collection: str) -> int:
         return sum(1 for document in self.documents if document.collection == collection)
@@ -97,12 +99,17 @@ def collect(task_dir: Path, task_id: str, embedding_model: str, mask: ColumnMask
 
     newest = pair_files(task_dir)
     pair_path = newest[0] if newest else None
-    skipped = duplicates = 0
+    skipped = duplicates = refused = 0
     if pair_path is not None:
         seen: set[str] = set()
         for question, sql in _read_pairs(pair_path):
             if not question.strip() or not sql.strip():
                 skipped += 1
+                continue
+            if not check_statement(sql).ok:
+                # An assistant retrieves these as examples of what to run: only SQL the guard
+                # admits (one read-only query of allowed functions), validated or not.
+                refused += 1
                 continue
             doc_id = document_id("sql", task_id, f"{question}\n{sql}")
             if doc_id in seen:
@@ -115,7 +122,7 @@ def collect(task_dir: Path, task_id: str, embedding_model: str, mask: ColumnMask
     return TaskDocuments(documents=documents, ddl_files=[p.name for p in ddl_files],
                          documentation_files=[p.name for p in md_files],
                          pair_file=pair_path.name if pair_path else None,
-                         skipped_pairs=skipped, duplicate_pairs=duplicates)
+                         skipped_pairs=skipped, duplicate_pairs=duplicates, refused_pairs=refused)
 
 
 def _file_document(collection: str, task_id: str, path: Path, text: str, title: re.Pattern,

@@ -36,9 +36,13 @@ DB_PASSWORD = audit.secret(f"RelPw-{uuid.uuid4().hex[:16]}")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def secret_audit(tmp_path_factory):
-    """The audit; when the session ends it scans every test server's files of the whole suite."""
+def secret_audit(tmp_path_factory, embedded_pg_dir):
+    """The audit; when the session ends it scans every test server's files of the whole suite, and
+    the stores: the private ones (before they are dropped) and the session's embedded store."""
     yield audit
+    from data_pipeline.db import embedded_pg
+
+    audit.store(embedded_pg.store_url(embedded_pg_dir))
     audit.directory(tmp_path_factory.getbasetemp())
     leaks = audit.leaks()
     assert not leaks, "secrets leaked:\n" + "\n".join(leaks[:50])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -79,6 +80,50 @@ def test_the_embedded_store_is_refused_in_every_form(embedded_app, embedded_pg_d
         error_of(client.post(TASKS, json={"db_connection": url}), 403, "CONNECTION_NOT_ALLOWED")
 
 
+class Forwarder:
+    """A local TCP port that forwards to a unix socket: a way to the store no address check can see."""
+
+    def __init__(self, socket_path: str):
+        self.socket_path = socket_path
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.socket_path)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target):
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            target.close()
+
+
+def test_the_store_reached_through_a_forwarded_port_is_refused(embedded_app, embedded_pg_dir, demo_db_url):
+    forwarder = Forwarder(f"{socket_dir(store_url_of(embedded_pg_dir))}/.s.PGSQL.5432")
+    client = embedded_app.test_client()
+    via_proxy = f"postgresql://postgres@127.0.0.1:{forwarder.port}"
+    error_of(client.post(TABLE_DDL, json={"table": "public.dp_tasks", "db_connection": f"{via_proxy}/data_pipeline"}),
+             403, "CONNECTION_NOT_ALLOWED")
+    # The same way to the demo database is an ordinary business connection.
+    assert client.post(TABLES, json={"db_connection": f"{via_proxy}/highway_db"}).status_code == 200
+    forwarder.sock.close()
+
+
 def test_the_demo_database_on_the_same_server_stays_reachable(embedded_app, demo_db_url):
     client = embedded_app.test_client()
     default = client.post(TABLES, json={})
@@ -91,13 +136,23 @@ def test_the_demo_database_on_the_same_server_stays_reachable(embedded_app, demo
 def test_a_tcp_store_is_refused_by_every_local_name(tcp_store_app, local_store_url, business_db):
     client = tcp_store_app.test_client()
     store = local_store_url.rsplit("/", 1)[1]
-    for host in ("127.0.0.1", "localhost", "[::1]", "127.0.0.2", socket.gethostname(), "%2Fvar%2Frun%2Fpostgresql"):
+    interfaces = [f"[{a}]" if ":" in a else a for a in interface_addresses()]
+    for host in ("127.0.0.1", "localhost", "[::1]", "127.0.0.2", "0.0.0.0", socket.gethostname(),
+                 "%2Fvar%2Frun%2Fpostgresql", *interfaces):
         url = f"postgresql://postgres@{host}:5432/{store}"
         error_of(client.post(TABLES, json={"db_connection": url}), 403, "CONNECTION_NOT_ALLOWED")
     error_of(client.post(TABLES, json={"db_connection": f"postgresql://postgres@/{store}?port=5432"}), 403,
              "CONNECTION_NOT_ALLOWED")
     # Another database of the same server is an ordinary business database.
     assert client.post(TABLES, json={"db_connection": business_db}).status_code == 200
+
+
+def interface_addresses() -> list[str]:
+    """This machine's own addresses (a server listening on `*` answers on every one)."""
+    import psutil
+
+    return [a.address for addresses in psutil.net_if_addrs().values() for a in addresses
+            if a.family in (socket.AF_INET, socket.AF_INET6) and "%" not in a.address]
 
 
 def test_allowed_db_hosts_refuses_others_before_connecting(embedded_pg_dir, tmp_path, silent_server, business_db):

@@ -81,3 +81,36 @@ def test_database_tools_document_no_system_table_over_http(client, table):
     body = response.get_json()
     assert body["error"]["error_code"] == "INVALID_TABLE_NAME" and body["error"]["invalid_params"] == ["table"]
     assert "rolpassword" not in response.get_data(as_text=True)
+
+
+def test_an_ordinary_role_gets_the_timeout_and_work_mem_but_no_temp_file_limit(local_pg_admin_url, make_local_db_module):
+    """temp_file_limit is for superusers to set: validation on an ordinary role still works,
+    bounded by the statement timeout and work_mem (docs/security.md says so)."""
+    import uuid
+
+    from data_pipeline.db.connection import with_database
+    from data_pipeline.validation.explain_validator import SQLValidator
+
+    role = f"dp_test_secweb_{uuid.uuid4().hex[:8]}"
+    url = make_local_db_module("create table orders (id integer);")
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(local_pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'create role "{role}" login')
+        admin.execute(f'grant connect on database "{name}" to "{role}"')
+    try:
+        with psycopg.connect(url, autocommit=True) as owner:
+            owner.execute(f'grant select on orders to "{role}"')
+        role_url = with_database(local_pg_admin_url, name).replace("postgres@", f"{role}@", 1)
+        with SQLValidator(role_url, concurrency=1, statement_timeout_ms=150) as validator:
+            assert validator.validate("select count(*) from orders").valid
+            bomb = validator.validate("select * from orders where id = length(repeat(repeat('x', 1000), 1000000))")
+            with validator._pool.connection() as conn:
+                settings = dict(conn.execute("select name, setting || coalesce(unit, '') from pg_settings "
+                                             "where name in ('work_mem', 'temp_file_limit')").fetchall())
+                superuser = conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()[0]
+        assert not superuser and not bomb.valid and bomb.error_class == ErrorClass.TIMEOUT
+        assert settings["work_mem"] == "16384kB" and settings["temp_file_limit"] == "-1kB"
+    finally:
+        with psycopg.connect(local_pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+            admin.execute(f'drop role if exists "{role}"')
