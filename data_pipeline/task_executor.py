@@ -23,6 +23,7 @@ from data_pipeline.tasks.directory import task_dir
 logger = logging.getLogger("TaskExecutor")
 
 EXIT_CODES = {ExecutionStatus.COMPLETED: 0, ExecutionStatus.FAILED: 1, ExecutionStatus.CANCELLED: 130}
+EXIT_WORKER_LOST = 3
 # How long status changes wait for a store that went away (a restart), before the run gives up.
 STORE_OUTAGE_SECONDS = 120.0
 
@@ -35,14 +36,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-name", choices=STEP_NAMES)
     parser.add_argument("--backup-vector-tables", action="store_true")
     parser.add_argument("--truncate-vector-tables", action="store_true")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="die with the process that started it (a Celery worker): a lost worker loses its runs")
     args = parser.parse_args(argv)
     if args.execution_mode == "step" and not args.step_name:
         parser.error("--step-name is required with --execution-mode step")
     return args
 
 
-def _heartbeat(store, execution_id: str, interval: float, stop: threading.Event) -> None:
+def _heartbeat(store, execution_id: str, interval: float, stop: threading.Event, parent: int | None) -> None:
     while not stop.wait(interval):
+        if parent is not None and os.getppid() != parent:
+            # The worker that started this run is gone: so is the run (its heartbeat stops, and the
+            # API settles it as WORKER_LOST), as when the machine itself is lost.
+            os._exit(EXIT_WORKER_LOST)
         try:
             if not store.heartbeat(execution_id):
                 # Someone ended this execution (cancel, or settled as lost): stop working on it.
@@ -54,6 +61,7 @@ def _heartbeat(store, execution_id: str, interval: float, stop: threading.Event)
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    parent = os.getppid() if args.exit_with_parent else None
     settings = Settings.from_env()
     directory = task_dir(settings.training_data_dir, args.task_id)
     # The first sign of life goes to the task log before the heavier imports below. A full disk is
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     store.record_executor(execution_id, os.getpid(), HOSTNAME)
     signal.signal(signal.SIGTERM, raise_cancelled)
     stop = threading.Event()
-    threading.Thread(target=_heartbeat, args=(store, execution_id, settings.heartbeat_seconds, stop),
+    threading.Thread(target=_heartbeat, args=(store, execution_id, settings.heartbeat_seconds, stop, parent),
                      name="heartbeat", daemon=True).start()
     status = ExecutionStatus.FAILED
     try:

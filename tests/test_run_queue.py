@@ -10,10 +10,11 @@ import time
 
 import pytest
 
+from tests.conftest import DatabaseFactory
 from tests.support.api_server import ApiServer, server_env
 from tests.support.controlled_steps import quick_steps
-from tests.test_api_tasks import error_of
-from tests.test_execution import make_task
+from tests.support.envelope import error_of
+from tests.support.task_runs import make_task, release
 
 TASKS = "/api/v0/data_pipeline/tasks"
 MAX_RUNNING = 3
@@ -22,11 +23,17 @@ FINISHED = ("completed", "failed", "cancelled", "partial_completed")
 
 
 @pytest.fixture(scope="module")
-def queue_api(embedded_pg_dir, tmp_path_factory):
+def queue_api(embedded_pg_dir, local_pg_admin_url, tmp_path_factory):
+    """An API with a store of its own: the queue counts every run of its store."""
     root = tmp_path_factory.mktemp("api-queue")
-    server = ApiServer(server_env(root, embedded_pg_dir, DATA_PIPELINE_MAX_RUNNING=str(MAX_RUNNING)), root).start()
+    stores = DatabaseFactory(local_pg_admin_url, "scale_queue_store")
+    env = server_env(root, embedded_pg_dir, DATA_PIPELINE_MAX_RUNNING=str(MAX_RUNNING), DATA_PIPELINE_DB_URL=stores())
+    server = ApiServer(env, root).start()
     yield server
-    server.close()
+    try:
+        server.close()
+    finally:
+        stores.drop_all()
 
 
 def statuses(api) -> dict[str, str]:
@@ -76,7 +83,7 @@ def test_forty_executes_at_once_never_run_more_than_three(queue_api):
 
 def test_queue_is_first_in_first_out_cancel_delete_reexecute_and_restart(queue_api):
     api = queue_api
-    blockers = [make_task(api, {**QUICK, "ddl_generation": {"sleep": 4}}) for _ in range(MAX_RUNNING)]
+    blockers = [make_task(api, {**QUICK, "ddl_generation": {"hold": "release"}}) for _ in range(MAX_RUNNING)]
     for task_id in blockers:
         assert api.execute(task_id).json()["data"]["status"] == "in_progress"
     waiting = [make_task(api, QUICK, task_name=f"fifo-{n}") for n in range(5)]
@@ -97,6 +104,9 @@ def test_queue_is_first_in_first_out_cancel_delete_reexecute_and_restart(queue_a
     assert api.task(waiting[4])["queue_position"] == 3
 
     api.restart()  # the queue lives in the store: it goes on after a restart
+    assert api.task(waiting[0])["status"] == "queued"
+    for task_id in blockers:
+        release(api, task_id)
     remaining = [waiting[0], waiting[2], waiting[4]]
     for task_id in blockers + remaining:
         assert api.wait_for(task_id, timeout=120)["status"] == "completed"

@@ -18,9 +18,18 @@ def new_task(store, **parameters) -> str:
                              business_context=None, db_connection=None, parameters=parameters).task_id
 
 
+def enqueue(store, task_id: str, mode: str = "complete", step_name: str | None = None) -> str | None:
+    return store.enqueue_execution(task_id, execution_id_base=f"{task_id}_{mode}_exec", mode=mode,
+                                   step_name=step_name, options={"backup_vector_tables": False})
+
+
 def claim(store, task_id: str, mode: str = "complete", step_name: str | None = None) -> str | None:
-    return store.claim_for_execution(task_id, execution_id_base=f"{task_id}_{mode}_exec", mode=mode,
-                                     step_name=step_name, options={"backup_vector_tables": False})
+    """Queue the task and start its execution at once (as a worker's claim does)."""
+    execution_id = enqueue(store, task_id, mode, step_name)
+    if execution_id is None:
+        return None
+    started = store.claim_queued(execution_id, worker=None, hostname=None)
+    return started.execution_id if started else None
 
 
 def step_status(store, task_id: str) -> dict[str, StepStatus]:
@@ -172,3 +181,51 @@ def test_status_after_a_failure_or_cancel_does_not_depend_on_the_steps(task_stor
     run_steps(task_store, task_id, execution_id)
     assert task_store.task_status_after(task_id, ExecutionStatus.FAILED) is TaskStatus.FAILED
     assert task_store.task_status_after(task_id, ExecutionStatus.CANCELLED) is TaskStatus.CANCELLED
+
+
+def test_a_queued_execution_starts_once_and_can_be_cancelled_while_queued(task_store):
+    task_id = new_task(task_store)
+    execution_id = enqueue(task_store, task_id, "step", "ddl_generation")
+    queued = task_store.get_task(task_id)
+    assert queued.status is TaskStatus.QUEUED and queued.execution.status is ExecutionStatus.QUEUED
+    assert queued.started_at is None and task_store.queue_position(execution_id) >= 1
+    assert enqueue(task_store, task_id) is None, "a queued task cannot be queued again"
+    started = task_store.claim_queued(execution_id, worker="w1", hostname="host-1")
+    assert (started.worker, started.hostname, started.status) == ("w1", "host-1", ExecutionStatus.RUNNING)
+    assert task_store.get_task(task_id).status is TaskStatus.IN_PROGRESS
+    assert task_store.queue_position(execution_id) is None
+    assert task_store.claim_queued(execution_id, worker="w2", hostname="host-2") is None, "a redelivery runs nothing"
+    assert task_store.finish_execution(execution_id, ExecutionStatus.FAILED, error_message="lost",
+                                       error_code="WORKER_LOST")
+    failed = task_store.get_task(task_id)
+    assert (failed.status, failed.error_code, failed.execution.error_code) == (
+        TaskStatus.FAILED, "WORKER_LOST", "WORKER_LOST")
+
+    again = enqueue(task_store, task_id)
+    assert task_store.get_task(task_id).error_code is None
+    assert task_store.finish_execution(again, ExecutionStatus.CANCELLED, error_message="取消")
+    cancelled = task_store.get_task(task_id)
+    assert cancelled.status is TaskStatus.CANCELLED and cancelled.execution.started_at is None
+    assert task_store.claim_queued(again, worker="w1", hostname="host-1") is None
+
+
+def test_start_queued_starts_the_oldest_while_fewer_than_the_bound_run(make_local_db):
+    from data_pipeline.store import TaskStore
+
+    store = TaskStore(make_local_db())
+    store.migrate()
+    try:
+        task_ids = [new_task(store) for _ in range(5)]
+        queued = [enqueue(store, task_id) for task_id in task_ids]
+        assert [store.queue_position(e) for e in queued] == [1, 2, 3, 4, 5]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            rounds = list(pool.map(lambda _: store.start_queued(2), range(8)))
+        started = [e.execution_id for batch in rounds for e in batch]
+        assert sorted(started) == sorted(queued[:2]), "two at most, the oldest first"
+        assert [store.queue_position(e) for e in queued[2:]] == [1, 2, 3]
+        assert store.finish_execution(queued[0], ExecutionStatus.COMPLETED)
+        assert [e.execution_id for e in store.start_queued(2)] == [queued[2]]
+        assert store.get_task(task_ids[2]).status is TaskStatus.IN_PROGRESS
+        assert store.start_queued(2) == []
+    finally:
+        store.dispose()

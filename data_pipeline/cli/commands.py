@@ -263,6 +263,24 @@ def cmd_run(args, out: IO[str]) -> int:
     return run_locally(args, out)
 
 
+def cmd_worker(args) -> int:
+    from config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        note(f"配置错误: {exc}")
+        return EXIT_USAGE
+    if not settings.broker_url:
+        note("配置错误: worker 需要 DATA_PIPELINE_BROKER_URL (例如 redis://127.0.0.1:6379/0)")
+        return EXIT_USAGE
+    from data_pipeline.workers.worker import start_worker
+
+    start_worker(settings, concurrency=args.concurrency or settings.max_running, hostname=args.hostname,
+                 loglevel=settings.log_level)
+    return EXIT_OK
+
+
 COMMANDS = {"create": cmd_create, "upload": cmd_upload, "execute": cmd_execute, "status": cmd_status,
             "list": cmd_list, "logs": cmd_logs, "files": cmd_files, "download": cmd_download,
             "cancel": cmd_cancel, "delete": cmd_delete}
@@ -282,6 +300,8 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, out)
+        if args.command == "worker":
+            return cmd_worker(args)
         url = args.url or os.environ.get("DATA_PIPELINE_URL") or DEFAULT_URL
         with DataPipelineClient(url, api_key=os.environ.get("DATA_PIPELINE_API_KEY") or None,
                                 timeout=args.http_timeout) as client:

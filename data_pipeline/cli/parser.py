@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--step", choices=STEP_NAMES, help="只执行这个步骤")
     add_task_parameters(run)
     add_wait_options(run)
+
+    worker = command("worker", "启动 Celery worker，从 DATA_PIPELINE_BROKER_URL 取任务执行 (见 docs/scale-out.md)")
+    worker.add_argument("--concurrency", type=positive_int, default=None,
+                        help="同时执行的任务数 (默认 DATA_PIPELINE_MAX_RUNNING)")
+    worker.add_argument("--hostname", help="worker 名称 (默认 celery@<主机名>)，执行记录中记下它")
     return parser
 
 

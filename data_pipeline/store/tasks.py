@@ -272,7 +272,7 @@ class TaskStore:
             return self._start(conn, executions.c.execution_id.in_(oldest.scalar_subquery()), {})
 
     @_retry_on_lost_connection
-    def claim_queued(self, execution_id: str, *, worker: str, hostname: str) -> Execution | None:
+    def claim_queued(self, execution_id: str, *, worker: str | None, hostname: str | None) -> Execution | None:
         """A worker's claim: the queued execution becomes running on `worker`, once. None when it is
         not queued (cancelled, deleted, already claimed by an earlier delivery of the same message)."""
         with self.engine.begin() as conn:

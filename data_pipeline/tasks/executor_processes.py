@@ -34,8 +34,11 @@ _children: dict[int, subprocess.Popen] = {}
 _children_lock = threading.Lock()
 
 
-def executor_command(task_id: str, mode: str, step_name: str | None, backup: bool, truncate: bool) -> list[str]:
+def executor_command(task_id: str, mode: str, step_name: str | None, backup: bool, truncate: bool,
+                     *, exit_with_parent: bool = False) -> list[str]:
     command = [sys.executable, "-m", EXECUTOR_MODULE, "--task-id", task_id, "--execution-mode", mode]
+    if exit_with_parent:
+        command.append("--exit-with-parent")
     if step_name:
         command += ["--step-name", step_name]
     if backup:
@@ -45,13 +48,18 @@ def executor_command(task_id: str, mode: str, step_name: str | None, backup: boo
     return command
 
 
-def spawn_executor(settings: Settings, directory: Path, command: list[str],
-                   on_exit: Callable[[int], None]) -> int:
-    """Start an executor in its own session; `on_exit(returncode)` runs when it ends."""
+def start_process(settings: Settings, directory: Path, command: list[str]) -> subprocess.Popen:
+    """Start an executor in its own session, its output in the task directory."""
     env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
     with open(directory / EXECUTOR_OUTPUT_FILE, "ab") as output:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
+                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def spawn_executor(settings: Settings, directory: Path, command: list[str],
+                   on_exit: Callable[[int], None]) -> int:
+    """Start an executor; `on_exit(returncode)` runs (in a thread of this process) when it ends."""
+    process = start_process(settings, directory, command)
     with _children_lock:
         _children[process.pid] = process
 

@@ -27,6 +27,7 @@ FAILURE_CODES: dict[str, str] = {
     "EXECUTOR_LOST": "the executor process is gone (found at a status read or at start)",
     "EXECUTOR_NOT_STARTED": "the executor process could not be started, or never reported",
     "HEARTBEAT_LOST": "the executor on another host stopped sending heartbeats",
+    "BROKER_UNAVAILABLE": "the API could not put the run on the broker (DATA_PIPELINE_EXECUTOR=celery)",
     "WORKER_LOST": "the worker running the task stopped sending heartbeats; the task can be executed again",
 }
 

@@ -235,14 +235,25 @@ class TaskService:
                 "status": TaskStatus.QUEUED if position else TaskStatus.IN_PROGRESS, "queue_position": position,
                 "message": "任务已排队，将按顺序开始执行" if position else "任务正在后台执行，请通过状态接口查询进度"}
 
+    def settle_exit(self, execution_id: str, returncode: int) -> None:
+        """An executor this process started has exited: if it recorded no outcome, settle it failed."""
+        ended = self.store.get_execution(execution_id)
+        if ended and ended.status is ExecutionStatus.RUNNING:
+            self._settle(ended, executor_processes.describe_exit(returncode), returncode)
+
     def _submit(self, execution_id: str) -> None:
         """Hand a queued execution to the executor: a Celery message, or the local run queue."""
-        if self.settings.executor == "celery":
-            from data_pipeline.workers.celery_app import send_execution
-
-            send_execution(self.settings, execution_id)
-        else:
+        if self.settings.executor != "celery":
             self.start_queued_runs()
+            return
+        from data_pipeline.workers.celery_app import BrokerUnavailable, send_execution
+
+        try:
+            send_execution(self.settings, execution_id)
+        except BrokerUnavailable as exc:
+            self.store.finish_execution(execution_id, ExecutionStatus.FAILED, error_message=exc.details,
+                                        error_code=exc.error_code)
+            raise
 
     def start_queued_runs(self) -> int:
         """Local executor: start the oldest queued executions while fewer than
@@ -263,9 +274,7 @@ class TaskService:
             bool(options.get("truncate_vector_tables")))
 
         def on_exit(returncode: int) -> None:
-            ended = self.store.get_execution(execution_id)
-            if ended and ended.status is ExecutionStatus.RUNNING:
-                self._settle(ended, executor_processes.describe_exit(returncode), returncode)
+            self.settle_exit(execution_id, returncode)
             self.start_queued_runs()  # a run slot is free
 
         try:
