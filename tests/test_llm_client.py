@@ -321,3 +321,18 @@ def test_a_model_that_answers_nothing_is_there_but_useless():
         with pytest.raises(LLMError):
             client.chat_json(MESSAGES)
     assert client.unavailable_reason(before) is None
+
+
+def test_a_model_that_is_down_is_given_up_on_for_the_rest_of_the_step():
+    with FakeLLMServer(lambda r: Reply(status=503)) as server:
+        client = client_for(server, max_retries=0)
+        before = client.usage_summary()
+        with client.step_budget(60):
+            for _ in range(5):
+                with pytest.raises(LLMError):
+                    client.chat_json(MESSAGES)
+            assert len(server.chat_requests()) == 3, "after three calls without an answer, no more requests"
+            assert "无法连接" in client.unavailable_reason(before)
+        with pytest.raises(LLMError):
+            client.chat_json(MESSAGES)   # the next step asks again
+        assert len(server.chat_requests()) == 4

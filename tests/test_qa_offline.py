@@ -117,6 +117,25 @@ def test_bookkeeping_columns_by_name(name, bookkeeping):
     assert column_roles.is_bookkeeping(Column(name, "timestamp")) is bookkeeping
 
 
+def test_literals_are_typed_for_their_column_and_domains_by_their_base_type():
+    """`release_year = '2016'` and `activebool = 'true'` were the issue's examples."""
+    from data_pipeline.qa.documents import TableDoc
+    from data_pipeline.qa.templates import filter_on
+
+    columns = [Column("release_year", "year"), Column("activebool", "boolean"), Column("rental_date", "timestamptz"),
+               Column("paid_on", "public.payday"), Column("rating", "mpaa_rating", enum_values=["PG"])]
+    column_roles.resolve_domains([TableDoc(parse_table_name("film"), columns=columns)],
+                                 "create domain public.year as integer constraint year_check check (value > 1900);\n"
+                                 "create domain public.payday as date;\n")
+    assert filter_on(columns[0], "2016") == ("release_year = 2016", "release_year为“2016”")
+    assert filter_on(columns[0], "20x6") is None
+    assert filter_on(columns[1], "t") == ("activebool = TRUE", "activebool为“true”")
+    assert filter_on(columns[2], "2022-05-26 08:24:26+00") == (
+        "CAST(rental_date AS date) = DATE '2022-05-26'", "rental_date为“2022-05-26”当天")
+    assert filter_on(columns[3], "2024-01-31") == ("paid_on = DATE '2024-01-31'", "paid_on为“2024-01-31”")
+    assert filter_on(columns[4], "PG") == ("rating = 'PG'", "rating为“PG”")
+
+
 def test_configured_bookkeeping_columns_are_left_alone(demo_task, demo_db_url, tmp_path):
     """DATA_PIPELINE_BOOKKEEPING_COLUMNS extends the list: no pair uses such a column, and the
     report counts the share with the same list."""

@@ -36,6 +36,9 @@ REASK_EXTRA_CHARS = 400
 REASON_CHARS = 120
 ELLIPSIS = "……"
 
+# Calls in a row without an answer (after their retries) that mark the model as down for the step.
+UNREACHABLE_STREAK = 3
+
 # Servers (base URL, model) known in this process to refuse or accept response_format.
 _JSON_MODE_REFUSED: set[tuple[str, str]] = set()
 _JSON_MODE_ACCEPTED: set[tuple[str, str]] = set()
@@ -124,6 +127,8 @@ class LLMClient:
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed",
                                      timeout=timeout, max_retries=0)
         self._deadline: float | None = None
+        self._in_step = False
+        self._unreachable_streak = 0
         self._stats = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
                        "answered": 0, "unreachable": 0, "refused": 0}
         self._stats_lock = threading.Lock()
@@ -141,12 +146,15 @@ class LLMClient:
 
     @contextmanager
     def step_budget(self, seconds: float | None) -> Iterator[None]:
-        """Model work inside the block ends after `seconds` of wall-clock time (None: no budget)."""
+        """Model work inside the block ends after `seconds` of wall-clock time (None: no budget),
+        or as soon as UNREACHABLE_STREAK calls in a row got no answer: the model is down, and the
+        rest of the step falls back at once instead of waiting out timeouts call after call."""
         self._deadline = time.monotonic() + seconds if seconds else None
+        self._in_step, self._unreachable_streak = True, 0
         try:
             yield
         finally:
-            self._deadline = None
+            self._deadline, self._in_step, self._unreachable_streak = None, False, 0
 
     def chat(self, messages: list[dict], *, temperature: float = 0.2, max_tokens: int | None = None) -> str:
         """The answer text, without reasoning blocks. Raises LLMError when no usable answer comes,
@@ -199,6 +207,11 @@ class LLMClient:
         return max(1, min(wanted, self.max_output_tokens))
 
     def _answer(self, messages: list[dict], temperature: float, max_tokens: int, *, json_mode: bool) -> "_Answer":
+        with self._stats_lock:
+            down = self._in_step and self._unreachable_streak >= UNREACHABLE_STREAK
+        if down:
+            self._count("unreachable")
+            raise LLMError(f"LLM服务连续{UNREACHABLE_STREAK}次调用无法连接，本步骤不再调用")
         remaining = self._remaining()
         policy = retrying(retry_on=is_transient, attempts=self.max_retries + 1, first_delay=self.backoff_base,
                           within_seconds=remaining, on_retry=self._log_retry)
@@ -281,6 +294,7 @@ class LLMClient:
     def _count(self, outcome: str) -> None:
         with self._stats_lock:
             self._stats[outcome] += 1
+            self._unreachable_streak = self._unreachable_streak + 1 if outcome == "unreachable" else 0
 
 
 class LLMBudgetExceeded(LLMError):

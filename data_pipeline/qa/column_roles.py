@@ -38,11 +38,11 @@ _CODE_NAME = re.compile(r"(_no|_code|_num|^code)$")
 # are no enums: the schema step states enum values only for enum types, booleans and text).
 _NOT_A_MEASURE = re.compile(r"(^|_)(usec|msec|nsec|ns|sec|clock|sortorder|sort_order|seq|sequence|position|pos|port|"
                             r"flags?|status|state|type|level|priority|severity|mode|kind|code|action|method|"
-                            r"protocol|enabled|disabled|active)$|(type|source|status|mode|flags?)$")
+                            r"protocol|enabled|disabled|active|year|month|day|hour|week)$|(type|source|status|mode|flags?)$")
 # Integer codes that are no measures but are worth grouping and filtering by (status, type, ...),
 # and text that is too free to group by: the fallbacks of a table with no enum or no name.
 _GROUPING_CODE = re.compile(r"(^|_)(status|state|type|level|priority|severity|mode|kind|action|method|protocol|"
-                            r"operator|source|flags?|category|class|grade|rank)$|(type|source|status|mode)$")
+                            r"operator|source|flags?|category|class|grade|rank|year)$|(type|source|status|mode)$")
 _FREE_TEXT = re.compile(r"(description|comment|note|remark|message|text|url|uri|path|config|expression|query|"
                         r"body|content|payload|json|xml|script|command|params?|error|html|svg|data)")
 _SHORT_TEXT = re.compile(r"^(varchar|character varying|char|character|bpchar|citext)\s*(\((\d+)\))?")
@@ -78,7 +78,26 @@ def alias(text: str) -> str:
 
 
 def base_type(column: Column) -> str:
-    return column.type.strip().lower()
+    return (column.base or column.type).strip().lower()
+
+
+_DOMAIN = re.compile(r"create\s+domain\s+([\w\".]+)\s+as\s+(.+?)(?:\s+(?:constraint|check|default|not\s+null|null|"
+                     r"collate)\b|\s*;)", re.IGNORECASE)
+
+
+def resolve_domains(docs: Iterable[TableDoc], types_sql: str) -> None:
+    """Give every column of a domain type its base type (`year` -> `integer`), from the task's
+    schema_types.sql, so that a domain over a number is a number (typed literals, no SUM of text)."""
+    domains = {}
+    for name, base in _DOMAIN.findall(types_sql):
+        plain, base = name.replace('"', "").lower(), base.strip()
+        domains[plain] = base
+        domains.setdefault(plain.rsplit(".", 1)[-1], base)   # as a column of the search path writes it
+    for doc in docs:
+        for column in doc.columns:
+            written = column.type.replace('"', "").strip().lower()
+            if written in domains:
+                column.base = domains[written]
 
 
 def is_numeric(column: Column) -> bool:

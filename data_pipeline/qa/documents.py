@@ -42,6 +42,8 @@ class Column:
     default: str | None = None
     samples: list[str] = field(default_factory=list)
     enum_values: list[str] = field(default_factory=list)
+    # For a column of a domain type: the domain's base type (from the task's schema_types.sql).
+    base: str = ""
 
     @property
     def label(self) -> str:

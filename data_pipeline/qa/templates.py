@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from data_pipeline.qa.column_roles import (RolesByTable, TableRoles, alias, ident, is_temporal, soft_delete_condition,
-                                           subject, table_ref, typed_value, usable_samples)
+from data_pipeline.qa.column_roles import (RolesByTable, TableRoles, alias, base_type, ident, is_temporal,
+                                           soft_delete_condition, subject, table_ref, typed_value, usable_samples)
 from data_pipeline.qa.documents import Column, ForeignKey, TableDoc
 
 PER_KIND = 3
@@ -73,7 +73,7 @@ def _where(*conditions: str | None) -> str:
 def _day(column: Column, qualifier: str = "") -> str:
     """The column as a day: dates as they are, timestamps cast to date."""
     name = f"{qualifier}{ident(column.name)}"
-    return name if column.type.lower().startswith("date") else f"CAST({name} AS date)"
+    return name if base_type(column).startswith("date") else f"CAST({name} AS date)"
 
 
 def filter_on(column: Column, value: str, qualifier: str = "") -> tuple[str, str] | None:
@@ -85,7 +85,7 @@ def filter_on(column: Column, value: str, qualifier: str = "") -> tuple[str, str
         return None
     sql_literal, shown = typed
     if is_temporal(column):
-        grain = "" if column.type.lower().startswith("date") else "当天"
+        grain = "" if base_type(column).startswith("date") else "当天"
         return f"{_day(column, qualifier)} = {sql_literal}", f"{column.label}为“{shown}”{grain}"
     return f"{qualifier}{ident(column.name)} = {sql_literal}", f"{column.label}为“{shown}”"
 

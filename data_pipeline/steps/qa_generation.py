@@ -17,13 +17,14 @@ from datetime import datetime
 
 from data_pipeline.errors import LLMError, StepFailed
 from data_pipeline.qa.checkpoint import ThemeCheckpoint
-from data_pipeline.qa.column_roles import roles_by_table
+from data_pipeline.qa.column_roles import resolve_domains, roles_by_table
 from data_pipeline.qa.documents import TableDoc, as_table_name, discover_tables, load_table_documents
 from data_pipeline.qa.llm_generator import LLMQAGenerator, LLMResult
 from data_pipeline.qa.model import BusinessScope, QAPair, Theme
 from data_pipeline.qa.offline import generate_offline, offline_scope
 from data_pipeline.qa.quality import write_quality_report
 from data_pipeline.qa.writers import pair_file_name, write_outputs
+from data_pipeline.schema.types_file import TYPES_FILE
 from data_pipeline.steps.context import StepContext
 from data_pipeline.validation.explain_validator import SQLValidator
 
@@ -160,6 +161,9 @@ def _documents(ctx: StepContext) -> list[TableDoc]:
         raise StepFailed(f"以下表缺少DDL/MD文件，请先执行 ddl_generation 或上传: {', '.join(missing)}")
     if not docs:
         raise StepFailed("任务目录中没有表结构文件（*.ddl / *_detail.md）")
+    types_file = ctx.task_dir / TYPES_FILE
+    if types_file.is_file():
+        resolve_domains(docs, types_file.read_text(encoding="utf-8", errors="replace"))
     return docs
 
 
