@@ -17,7 +17,7 @@ The service in-process (tests/support/in_process.py): use these unless a process
 
 The service as a process (tests/support/api_server.py): executors, restarts, signals, browsers
 - `embedded_api`: one `python unified_api.py` for the session, executors loading the controlled
-  steps (tests/support/controlled_steps.py). Helpers: tests/support/envelope.py (`error_of`,
+  steps (tests/support/controlled_steps.py); `keyed_api`: the same, requiring an API key. Helpers: tests/support/envelope.py (`error_of`,
   `data_of`), tests/support/waiting.py (`wait_until`, never a fixed sleep), tests/support/task_runs.py.
 """
 from __future__ import annotations
@@ -228,6 +228,18 @@ def embedded_api(embedded_pg_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("api-main")
     server = ApiServer(server_env(root, embedded_pg_dir), root).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def keyed_api(embedded_pg_dir, tmp_path_factory):
+    """A running API server that requires an API key (`keyed_api.api_key`; its own requests carry
+    it), executors loading the controlled test steps: the CLI, client, console and API-key tests."""
+    from tests.support.console_support import start_server
+
+    server = start_server(tmp_path_factory.mktemp("api-keyed"), embedded_pg_dir,
+                          DATA_PIPELINE_API_KEY="keyed-test-key-0815")
     yield server
     server.close()
 

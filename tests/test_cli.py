@@ -16,24 +16,21 @@ from data_pipeline.cli.commands import main
 from data_pipeline.cli.output import format_log_entry
 from tests.support.api_server import PROJECT_ROOT, free_port
 from tests.support.console_support import (DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, real_steps_available,
-                                           require_routes, start_server, write_control)
+                                           require_routes, write_control)
 from tests.support.waiting import wait_until
 
-API_KEY = "cli-test-key-0815"
 COMMANDS = ("create", "upload", "execute", "status", "list", "logs", "files", "download", "cancel", "delete", "run")
 
 
 @pytest.fixture(scope="module")
-def server(embedded_pg_dir, tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("cli"), embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY)
-    yield server
-    server.close()
+def server(keyed_api):
+    return keyed_api
 
 
 def cli_env(server=None, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DATA_PIPELINE_")}
     if server is not None:
-        env.update(DATA_PIPELINE_URL=server.url, DATA_PIPELINE_API_KEY=API_KEY)
+        env.update(DATA_PIPELINE_URL=server.url, DATA_PIPELINE_API_KEY=server.api_key)
     # The package is used from the project checkout: importable from any working directory.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))))
     env.update(PYTHONUNBUFFERED="1", **extra)

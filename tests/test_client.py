@@ -9,22 +9,17 @@ import pytest
 from data_pipeline.client import (DataPipelineClient, DataPipelineConnectionError, DataPipelineError,
                                   WaitTimeout)
 from tests.support.api_server import free_port
-from tests.support.console_support import (DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, require_routes,
-                                           start_server)
-
-API_KEY = "client-test-key-4711"
+from tests.support.console_support import DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, require_routes
 
 
 @pytest.fixture(scope="module")
-def server(embedded_pg_dir, tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("client"), embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY)
-    yield server
-    server.close()
+def server(keyed_api):
+    return keyed_api
 
 
 @pytest.fixture
 def client(server):
-    with DataPipelineClient(server.url, api_key=API_KEY, timeout=10) as client:
+    with DataPipelineClient(server.url, api_key=server.api_key, timeout=10) as client:
         yield client
 
 

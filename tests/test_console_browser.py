@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.console_support import (DEMO_TABLES, require_routes, stand_ins_for_missing_steps, start_server,
-                                           write_control)
+from tests.support.console_support import DEMO_TABLES, require_routes, stand_ins_for_missing_steps, write_control
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements-dev.txt)")
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
@@ -23,7 +22,6 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-API_KEY = "console-test-key-2718"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,10 +31,8 @@ BROWSER_TABLES = DEMO_TABLES[:4]
 
 
 @pytest.fixture(scope="module")
-def server(embedded_pg_dir, tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("console"), embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY)
-    yield server
-    server.close()
+def server(keyed_api):
+    return keyed_api
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +100,10 @@ def open_console(driver, server) -> None:
     wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
 
 
-def sign_in(driver) -> None:
+def sign_in(driver, api_key: str) -> None:
     key = find(driver, "#api-key")
     key.clear()
-    key.send_keys(API_KEY)
+    key.send_keys(api_key)
     find(driver, "#api-key-form button").click()
     wait(driver, lambda d: not visible(d, "#auth-banner"))
 
@@ -132,7 +128,7 @@ def script_errors(driver) -> list[str]:
 def test_key_create_step_mode_live_progress_cancel_and_delete(browser, server, shots):
     open_console(browser, server)
     wait(browser, lambda d: visible(d, "#auth-banner"), message="a server with an API key must ask for it")
-    sign_in(browser)
+    sign_in(browser, server.api_key)
     wait(browser, lambda d: "共" in find(d, "#page-info").text)
 
     find(browser, "#new-task-btn").click()
@@ -191,7 +187,7 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
                    "GET /api/v0/data_pipeline/tasks/{}/table-list-info", "GET /api/v0/data_pipeline/tasks/{}/files",
                    "GET /api/v0/data_pipeline/tasks/{}/files/{}", "POST /api/v0/data_pipeline/tasks/{}/logs/query")
     open_console(browser, server)
-    sign_in(browser)
+    sign_in(browser, server.api_key)
     find(browser, "#new-task-btn").click()
     wait(browser, lambda d: visible(d, "#create-form"))
     find(browser, "#f-task-name").send_keys("高速公路数据处理")
@@ -289,7 +285,7 @@ def test_pick_tables_from_the_database(browser, server, shots):
                    "POST /api/v0/data_pipeline/tasks/{}/table-list", "GET /api/v0/data_pipeline/tasks/{}/table-list-info")
     task_id = server.create_task(task_name="选表任务", db_name="highway_db")
     open_console(browser, server)
-    sign_in(browser)
+    sign_in(browser, server.api_key)
     open_task(browser, task_id)
     find(browser, "#pick-tables-btn").click()
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#picker-list li")) >= len(DEMO_TABLES))

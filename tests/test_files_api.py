@@ -1,15 +1,19 @@
-"""Task files over real HTTP (guide §4.1–4.5 and the generic upload): listing, downloads, table
-lists and uploads, with a real executor run producing the files."""
+"""Task files (guide §4.1–4.5 and the generic upload): listing and downloads of the files a real
+executor run produced, over real HTTP; table lists, uploads and their refusals in-process (Flask's
+test client); a body over the limit and changes while a task runs through a server process."""
 from __future__ import annotations
 
 import json
 import re
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from tests.support.envelope import error_of
+from tests.support import in_process
+from tests.support.api_server import ApiServer
+from tests.support.envelope import data_of, error_of
 from tests.support.task_runs import QUICK, make_task, task_dir, write_control
 
 TASKS = "/api/v0/data_pipeline/tasks"
@@ -122,45 +126,52 @@ def test_large_and_chinese_named_downloads(embedded_api):
     assert "filename*=UTF-8''%E8%AF%B4%E6%98%8E.md" in named.headers["Content-Disposition"]
 
 
-def test_unknown_task_is_404_on_every_file_endpoint(embedded_api):
-    api = embedded_api
+def test_unknown_task_is_404_on_every_file_endpoint(client):
     missing = "task_20000101_000000"
-    error_of(api.get(f"{TASKS}/{missing}/files"), 404, "TASK_NOT_FOUND")
-    error_of(api.get(f"{TASKS}/{missing}/files/table_list.txt"), 404, "TASK_NOT_FOUND")
-    error_of(api.get(f"{TASKS}/{missing}/table-list-info"), 404, "TASK_NOT_FOUND")
-    error_of(api.post(f"{TASKS}/{missing}/table-list", json={"table_names": ["a"]}), 404, "TASK_NOT_FOUND")
-    error_of(api.post(f"{TASKS}/{missing}/upload-table-list", files={"file": ("t.txt", b"a\n")}), 404, "TASK_NOT_FOUND")
-    error_of(api.post(f"{TASKS}/{missing}/files", files={"file": ("t.ddl", b"x\n")}), 404, "TASK_NOT_FOUND")
+    error_of(client.get(f"{TASKS}/{missing}/files"), 404, "TASK_NOT_FOUND")
+    error_of(client.get(f"{TASKS}/{missing}/files/table_list.txt"), 404, "TASK_NOT_FOUND")
+    error_of(client.get(f"{TASKS}/{missing}/table-list-info"), 404, "TASK_NOT_FOUND")
+    error_of(client.post(f"{TASKS}/{missing}/table-list", json={"table_names": ["a"]}), 404, "TASK_NOT_FOUND")
+    error_of(in_process.upload(client, f"{TASKS}/{missing}/upload-table-list", "t.txt", b"a\n"), 404,
+             "TASK_NOT_FOUND")
+    error_of(in_process.upload(client, f"{TASKS}/{missing}/files", "t.ddl", b"x\n"), 404, "TASK_NOT_FOUND")
 
 
-# ---- table lists ---------------------------------------------------------------------------------
+# ---- table lists (in-process: the request's contract, no process boundary) -----------------------
 
-def upload_list(api, task_id: str, name: str, content: bytes):
-    return api.post(f"{TASKS}/{task_id}/upload-table-list", files={"file": (name, content)})
+def upload_list(client, task_id: str, name: str, content: bytes):
+    """A table list upload, through a server process (`ApiServer`) or in-process (Flask's test client)."""
+    if isinstance(client, ApiServer):
+        return client.post(f"{TASKS}/{task_id}/upload-table-list", files={"file": (name, content)})
+    return in_process.upload(client, f"{TASKS}/{task_id}/upload-table-list", name, content)
 
 
-def test_table_list_upload_converts_gbk_and_drops_duplicates_in_order(embedded_api):
-    api = embedded_api
-    task_id = api.create_task(task_name="表清单")
-    info = api.get(f"{TASKS}/{task_id}/table-list-info").json()["data"]
+def in_process_task(web_app, client, **body) -> tuple[str, Path]:
+    """A task created in-process, and its directory."""
+    task_id = in_process.create_task(client, **body)
+    return task_id, in_process.training_data_dir(web_app) / task_id
+
+
+def test_table_list_upload_converts_gbk_and_drops_duplicates_in_order(web_app, client):
+    task_id, directory = in_process_task(web_app, client, task_name="表清单")
+    info = client.get(f"{TASKS}/{task_id}/table-list-info").get_json()["data"]
     assert info["has_table_list"] is False and info["table_count"] == 0 and info["tables"] == []
     content = ("# 服务区相关表\nbss_service_area, bss_company\n-- 注释\nBSS_COMPANY\n"
                "\"业务\".\"营收 表\"\nops.bss_car_day_count, bss_service_area\n").encode("gbk")
-    response = upload_list(api, task_id, "tables.TXT", content)
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
+    response = upload_list(client, task_id, "tables.TXT", content)
+    data = data_of(response)
     expected = ["bss_service_area", "bss_company", '"业务"."营收 表"', "ops.bss_car_day_count"]
     assert data["tables"] == expected and data["table_count"] == 4 and data["duplicates_removed"] == 2
     assert data["file_name"] == "table_list.txt" and data["task_id"] == task_id
-    stored = task_dir(api, task_id) / "table_list.txt"
+    stored = directory / "table_list.txt"
     assert stored.read_text(encoding="utf-8").splitlines() == expected
     assert data["file_size"] == stored.stat().st_size and data["file_path"].endswith(f"{task_id}/table_list.txt")
-    info = api.get(f"{TASKS}/{task_id}/table-list-info").json()["data"]
+    info = client.get(f"{TASKS}/{task_id}/table-list-info").get_json()["data"]
     assert info["has_table_list"] is True and info["tables"] == expected and info["table_count"] == 4
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", info["uploaded_at"])
-    replaced = upload_list(api, task_id, "t.txt", b"bss_company\n").json()["data"]
+    replaced = data_of(upload_list(client, task_id, "t.txt", b"bss_company\n"))
     assert replaced["tables"] == ["bss_company"]
-    backup = task_dir(api, task_id) / replaced["replaced_file_backup"]
+    backup = directory / replaced["replaced_file_backup"]
     assert backup.read_text(encoding="utf-8").splitlines() == expected
 
 
@@ -174,40 +185,36 @@ def test_table_list_upload_converts_gbk_and_drops_duplicates_in_order(embedded_a
     ("tables.txt", b"bss_company\nbad-name\n1abc\nx;drop table y\n", "INVALID_TABLE_NAME", "bad-name"),
     ("tables.txt", "".join(f"t{i}\n" for i in range(1001)).encode(), "VALIDATION_ERROR", "1000"),
 ])
-def test_table_list_upload_rejections(embedded_api, name, content, code, mentioned):
-    api = embedded_api
-    task_id = api.create_task(task_name="表清单拒绝")
-    body = error_of(upload_list(api, task_id, name, content), 400, code, "file")
+def test_table_list_upload_rejections(web_app, client, name, content, code, mentioned):
+    task_id, directory = in_process_task(web_app, client, task_name="表清单拒绝")
+    body = error_of(upload_list(client, task_id, name, content), 400, code, "file")
     assert mentioned in body["error"]["details"]
     if code == "INVALID_TABLE_NAME":
         for offending in ("bad-name", "1abc", "x;drop table y"):
             assert offending in body["error"]["details"]
-    assert not (task_dir(api, task_id) / "table_list.txt").exists()
+    assert not (directory / "table_list.txt").exists()
 
 
-def test_table_list_upload_needs_a_file_field(embedded_api):
-    api = embedded_api
-    task_id = api.create_task(task_name="无文件")
-    error_of(api.post(f"{TASKS}/{task_id}/upload-table-list", files={"other": ("t.txt", b"a\n")}), 400,
+def test_table_list_upload_needs_a_file_field(client):
+    task_id = in_process.create_task(client, task_name="无文件")
+    error_of(in_process.upload(client, f"{TASKS}/{task_id}/upload-table-list", "t.txt", b"a\n", field="other"), 400,
              "VALIDATION_ERROR", "file")
-    error_of(api.post(f"{TASKS}/{task_id}/upload-table-list", json={"file": "a"}), 400, "VALIDATION_ERROR", "file")
+    error_of(client.post(f"{TASKS}/{task_id}/upload-table-list", json={"file": "a"}), 400, "VALIDATION_ERROR", "file")
 
 
-def test_create_table_list_updates_business_context(embedded_api):
-    api = embedded_api
-    task_id = api.create_task(task_name="直接创建", business_context="旧的")
-    response = api.post(f"{TASKS}/{task_id}/table-list", json={
+def test_create_table_list_updates_business_context(client):
+    task_id = in_process.create_task(client, task_name="直接创建", business_context="旧的")
+    response = client.post(f"{TASKS}/{task_id}/table-list", json={
         "table_names": ["bss_company", "bss_service_area", "BSS_COMPANY", "ops.t"],
         "business_context": "高速公路服务区管理系统"})
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
+    data = data_of(response)
     assert data["tables"] == ["bss_company", "bss_service_area", "ops.t"] and data["duplicates_removed"] == 1
-    task = api.task(task_id)
+    task = in_process.get_task(client, task_id)
     assert task["business_context"] == "高速公路服务区管理系统"
     assert task["parameters"]["business_context"] == "高速公路服务区管理系统"
-    without_context = api.post(f"{TASKS}/{task_id}/table-list", json={"table_names": ["bss_company"]})
+    without_context = client.post(f"{TASKS}/{task_id}/table-list", json={"table_names": ["bss_company"]})
     assert without_context.status_code == 200
-    assert api.task(task_id)["business_context"] == "高速公路服务区管理系统"
+    assert in_process.get_task(client, task_id)["business_context"] == "高速公路服务区管理系统"
 
 
 @pytest.mark.parametrize("body, code, param", [
@@ -220,17 +227,19 @@ def test_create_table_list_updates_business_context(embedded_api):
     ({"table_names": ["a"], "business_context": 5}, "VALIDATION_ERROR", "business_context"),
     ({"table_names": ["a"], "extra": 1}, "VALIDATION_ERROR", "extra"),
 ])
-def test_create_table_list_rejections(embedded_api, body, code, param):
-    api = embedded_api
-    task_id = api.create_task(task_name="直接创建拒绝")
-    error_of(api.post(f"{TASKS}/{task_id}/table-list", json=body), 400, code, param)
-    assert not (task_dir(api, task_id) / "table_list.txt").exists()
+def test_create_table_list_rejections(web_app, client, body, code, param):
+    task_id, directory = in_process_task(web_app, client, task_name="直接创建拒绝")
+    error_of(client.post(f"{TASKS}/{task_id}/table-list", json=body), 400, code, param)
+    assert not (directory / "table_list.txt").exists()
 
 
 # ---- generic uploads -----------------------------------------------------------------------------
 
-def upload(api, task_id: str, name: str, content: bytes):
-    return api.post(f"{TASKS}/{task_id}/files", files={"file": (name, content)})
+def upload(client, task_id: str, name: str, content: bytes):
+    """A generic upload, through a server process (`ApiServer`) or in-process (Flask's test client)."""
+    if isinstance(client, ApiServer):
+        return client.post(f"{TASKS}/{task_id}/files", files={"file": (name, content)})
+    return in_process.upload(client, f"{TASKS}/{task_id}/files", name, content)
 
 
 def test_uploaded_pair_file_becomes_primary_and_unblocks_sql_validation(embedded_api):
@@ -248,20 +257,18 @@ def test_uploaded_pair_file_becomes_primary_and_unblocks_sql_validation(embedded
     assert api.wait_for(task_id)["step_status"]["sql_validation"] == "completed"
 
 
-def test_replaced_upload_is_kept_under_file_bak(embedded_api):
-    api = embedded_api
-    task_id = api.create_task(task_name="替换")
-    first = upload(api, task_id, "bss_company.ddl", b"create table bss_company (id int);\n").json()["data"]
+def test_replaced_upload_is_kept_under_file_bak(web_app, client):
+    task_id, directory = in_process_task(web_app, client, task_name="替换")
+    first = data_of(upload(client, task_id, "bss_company.ddl", b"create table bss_company (id int);\n"))
     assert first["replaced"] is False
-    same = upload(api, task_id, "bss_company.ddl", b"create table bss_company (id int);\n").json()["data"]
+    same = data_of(upload(client, task_id, "bss_company.ddl", b"create table bss_company (id int);\n"))
     assert same["replaced"] is False  # identical content: nothing to keep
-    second = upload(api, task_id, "bss_company.ddl", "create table bss_company (id int, 名称 text);\n".encode("gbk"))
-    data = second.json()["data"]
+    second = upload(client, task_id, "bss_company.ddl", "create table bss_company (id int, 名称 text);\n".encode("gbk"))
+    data = data_of(second)
     assert data["replaced"] is True and re.fullmatch(r"file_bak_\d{8}_\d{6}/bss_company.ddl", data["replaced_file_backup"])
-    directory = task_dir(api, task_id)
     assert (directory / data["replaced_file_backup"]).read_text() == "create table bss_company (id int);\n"
     assert (directory / "bss_company.ddl").read_text(encoding="utf-8") == "create table bss_company (id int, 名称 text);\n"
-    listed = {f["file_name"] for f in files_of(api, task_id)["files"]}
+    listed = {f["file_name"] for f in data_of(client.get(f"{TASKS}/{task_id}/files"))["files"]}
     assert data["replaced_file_backup"] in listed
 
 
@@ -280,13 +287,12 @@ def test_replaced_upload_is_kept_under_file_bak(embedded_api):
     ("task_config.json", b"{}", 400, "INVALID_FILE", "task_config.json"),
     ("ddl_generation_result.json", b"{}", 400, "INVALID_FILE", "ddl_generation_result.json"),
 ])
-def test_generic_upload_rejections(embedded_api, name, content, status, code, mentioned):
-    api = embedded_api
-    task_id = api.create_task(task_name="上传拒绝")
-    before = sorted(p.name for p in task_dir(api, task_id).iterdir())
-    body = error_of(upload(api, task_id, name, content), status, code, "file")
+def test_generic_upload_rejections(web_app, client, name, content, status, code, mentioned):
+    task_id, directory = in_process_task(web_app, client, task_name="上传拒绝")
+    before = sorted(p.name for p in directory.iterdir())
+    body = error_of(upload(client, task_id, name, content), status, code, "file")
     assert mentioned in body["error"]["details"]
-    assert sorted(p.name for p in task_dir(api, task_id).iterdir()) == before
+    assert sorted(p.name for p in directory.iterdir()) == before
 
 
 def test_body_over_the_server_limit_is_413_in_the_envelope(embedded_api):

@@ -1,13 +1,15 @@
-"""Task logs over real HTTP (guide §5.1, §5.2), on a log written by real executor runs: a complete
+"""Task logs (guide §5.1, §5.2) over real HTTP, on a log written by real executor runs: a complete
 run of the four steps and a failing step run with a traceback. Every answer is compared with a
-brute-force reading of the same file, downloaded through the files API."""
+brute-force reading of the same file, downloaded through the files API. The request checks and the
+missing log run in-process (Flask's test client)."""
 from __future__ import annotations
 
 import pytest
 
 from data_pipeline.logs import LogQuery
 from data_pipeline.timeutil import parse_time
-from tests.support.envelope import error_of
+from tests.support.envelope import data_of, error_of
+from tests.support.in_process import create_task, training_data_dir
 from tests.support.task_runs import make_task, task_dir, write_control
 from tests.test_logs_reader import brute_force_entries, brute_force_query
 
@@ -29,6 +31,15 @@ def executed(embedded_api):
     downloaded = api.get(f"{TASKS}/{task_id}/files/data_pipeline.log")
     assert downloaded.status_code == 200
     return api, task_id, brute_force_entries(downloaded.text)
+
+
+@pytest.fixture(scope="module")
+def logged_task(web_app) -> str:
+    """A task created in-process: its log holds the creation entries (for the request checks)."""
+    client = web_app.test_client()
+    task_id = create_task(client, task_name="日志校验")
+    assert (training_data_dir(web_app) / task_id / "data_pipeline.log").is_file()
+    return task_id
 
 
 def query(api, task_id: str, **body) -> dict:
@@ -137,9 +148,8 @@ def test_recent_logs_from_the_end(executed):
     ({"level": "VERBOSE"}, "level"),
     ({"other": 1}, "other"),
 ])
-def test_recent_logs_validation(executed, params, param):
-    api, task_id, _ = executed
-    error_of(api.get(f"{TASKS}/{task_id}/logs", params=params), 400, "VALIDATION_ERROR", param)
+def test_recent_logs_validation(client, logged_task, params, param):
+    error_of(client.get(f"{TASKS}/{logged_task}/logs", query_string=params), 400, "VALIDATION_ERROR", param)
 
 
 @pytest.mark.parametrize("body, param", [
@@ -156,20 +166,18 @@ def test_recent_logs_validation(executed, params, param):
     ({"keyword": "a\nb"}, "keyword"),
     ({"page": "1"}, "page"),
 ])
-def test_log_query_validation(executed, body, param):
-    api, task_id, _ = executed
-    error_of(api.post(f"{TASKS}/{task_id}/logs/query", json=body), 400, "VALIDATION_ERROR", param)
+def test_log_query_validation(client, logged_task, body, param):
+    error_of(client.post(f"{TASKS}/{logged_task}/logs/query", json=body), 400, "VALIDATION_ERROR", param)
 
 
-def test_missing_log_and_unknown_task(embedded_api):
-    api = embedded_api
-    task_id = api.create_task(task_name="没有日志")
-    (task_dir(api, task_id) / "data_pipeline.log").unlink()
-    recent = api.get(f"{TASKS}/{task_id}/logs").json()["data"]
+def test_missing_log_and_unknown_task(web_app, client):
+    task_id = create_task(client, task_name="没有日志")
+    (training_data_dir(web_app) / task_id / "data_pipeline.log").unlink()
+    recent = data_of(client.get(f"{TASKS}/{task_id}/logs"))
     assert recent["logs"] == [] and recent["exists"] is False
-    data = query(api, task_id, keyword="x")
+    data = data_of(client.post(f"{TASKS}/{task_id}/logs/query", json={"keyword": "x"}))
     assert data["logs"] == [] and data["pagination"]["total"] == 0
     assert data["log_file_info"]["exists"] is False and data["log_file_info"]["file_size"] == 0
-    error_of(api.get(f"{TASKS}/task_20000101_000000/logs"), 404, "TASK_NOT_FOUND")
-    error_of(api.post(f"{TASKS}/task_20000101_000000/logs/query", json={}), 404, "TASK_NOT_FOUND")
-    error_of(api.get(f"{TASKS}/not-a-task/logs"), 404, "TASK_NOT_FOUND")
+    error_of(client.get(f"{TASKS}/task_20000101_000000/logs"), 404, "TASK_NOT_FOUND")
+    error_of(client.post(f"{TASKS}/task_20000101_000000/logs/query", json={}), 404, "TASK_NOT_FOUND")
+    error_of(client.get(f"{TASKS}/not-a-task/logs"), 404, "TASK_NOT_FOUND")

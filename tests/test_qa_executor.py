@@ -7,17 +7,13 @@ import json
 import pytest
 
 from data_pipeline.db.demo_db import DEMO_TABLES
-from tests.support.api_server import ApiServer, own_directories_env
+from tests.support.api_server import ApiServer
 
 
-@pytest.fixture(scope="module")
-def real_steps_api(embedded_pg_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("api-real-steps")
-    env = own_directories_env(root, embedded_pg_dir, DATA_PIPELINE_HEARTBEAT_SECONDS="0.5", LLM_BASE_URL="",
-                              LLM_MODEL="")
-    server = ApiServer(env, root).start()
-    yield server
-    server.close()
+@pytest.fixture
+def real_steps_api(embedded_api):
+    """The session's server: a task without a test_control.json runs the real steps, offline."""
+    return embedded_api
 
 
 def run_step(api: ApiServer, task_id: str, step: str) -> dict:

@@ -105,6 +105,7 @@ def test_queue_is_first_in_first_out_cancel_delete_reexecute_and_restart(queue_a
 
     api.restart()  # the queue lives in the store: it goes on after a restart
     assert api.task(waiting[0])["status"] == "queued"
+    assert [api.task(task_id)["queue_position"] for task_id in (waiting[0], waiting[2], waiting[4])] == [1, 2, 3]
     for task_id in blockers:
         release(api, task_id)
     remaining = [waiting[0], waiting[2], waiting[4]]

@@ -9,10 +9,7 @@ import psycopg
 import pytest
 
 from config import PROJECT_ROOT, ConfigError, Settings
-from tests.support.api_server import ApiServer, own_directories_env
 from tests.support.envelope import error_of
-
-API_KEY = "k3y-for-tests-0042"
 
 
 def test_settings_from_environment_and_dotenv(tmp_path):
@@ -69,14 +66,6 @@ def test_migrations_are_idempotent_and_safe_in_parallel(make_local_db):
     assert {"dp_tasks_status_created_idx", "dp_tasks_created_by_idx", "dp_tasks_db_name_idx"} <= indexes
 
 
-@pytest.fixture(scope="module")
-def keyed_api(embedded_pg_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("api-keyed")
-    server = ApiServer(own_directories_env(root, embedded_pg_dir, DATA_PIPELINE_API_KEY=API_KEY), root).start()
-    yield server
-    server.stop()
-
-
 def test_api_key_guards_every_route_but_health(keyed_api):
     import requests
 
@@ -100,7 +89,7 @@ def test_system_logs_have_access_lines_and_no_key(keyed_api):
     assert (keyed_api.log_dir / "data_pipeline.log").is_file()
     for path in Path(keyed_api.log_dir).rglob("*"):
         if path.is_file():
-            assert API_KEY not in path.read_text(encoding="utf-8", errors="replace")
+            assert keyed_api.api_key not in path.read_text(encoding="utf-8", errors="replace")
 
 
 def test_task_ids_of_one_second_take_the_next_suffix(make_local_db):

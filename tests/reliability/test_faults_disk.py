@@ -113,13 +113,15 @@ def test_a_step_on_a_full_disk_fails_saying_so_and_keeps_the_files(server, disk)
     assert task["step_status"]["ddl_generation"] == "completed", task
 
 
-def test_disk_filling_up_while_a_step_works(server, disk):
+def test_disk_filling_up_while_a_step_works(server, disk, tmp_path):
     task_id = new_task(server, tables=["bss_company"])
-    control(server, task_id, {"ddl_generation": {"sleep": 3, "write": ["{stem}.ddl", "{stem}_detail.md"]}})
+    release = tmp_path / "release"   # off the small disk: the step goes on once it exists
+    control(server, task_id, {"ddl_generation": {"hold": str(release), "write": ["{stem}.ddl", "{stem}_detail.md"]}})
     assert server.execute(task_id, execution_mode="step", step_name="ddl_generation").status_code == 202
     wait_until(lambda: server.task(task_id)["step_status"]["ddl_generation"] == "running", what="step running")
     disk.fill()
     try:
+        release.write_text("go\n")
         task = server.wait_for(task_id, timeout=60)
     finally:
         disk.free()

@@ -27,12 +27,16 @@ def own_directories_env(root: Path, embedded_pg_dir: Path | None = None, **extra
 
 def server_env(root: Path, embedded_pg_dir: Path, **extra: str) -> dict[str, str]:
     """Settings of a test server: its own directories under `root`, the session's embedded
-    PostgreSQL, executors loading the controlled test steps, quick heartbeats and cancels."""
+    PostgreSQL, executors loading the controlled test steps (the real steps where a task has no
+    control), quick heartbeats and cancels, and no LLM unless `extra` names one (whatever a `.env`
+    of the checkout says)."""
     return {
         **own_directories_env(root, embedded_pg_dir),
         "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps",
         "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
         "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",
+        "LLM_BASE_URL": "",
+        "LLM_MODEL": "",
         # Room for every test's concurrent runs; tests/test_run_queue.py sets its own bound.
         "DATA_PIPELINE_MAX_RUNNING": "8",
         **extra,
@@ -56,6 +60,10 @@ class ApiServer:
         api_key = env.get("DATA_PIPELINE_API_KEY")
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
+
+    @property
+    def api_key(self) -> str | None:
+        return self.env.get("DATA_PIPELINE_API_KEY") or None
 
     @property
     def url(self) -> str:

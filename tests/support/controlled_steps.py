@@ -8,8 +8,9 @@ fail or crash without depending on what the real steps do:
      "sql_validation": {"crash": 3}, "training_load": {"raise": "unexpected"}}
 
 `{"hold": "release"}` holds the step (after any sleep) until a file of that name appears in the
-task directory, so a test decides when it ends instead of guessing a duration (a hold nobody
-releases ends by itself after two minutes, so no executor outlives a failed test for long).
+task directory (or at that absolute path), so a test decides when it ends instead of guessing a
+duration (a hold nobody releases ends by itself after two minutes: no executor outlives a failed
+test for long).
 """
 from __future__ import annotations
 

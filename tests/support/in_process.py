@@ -6,6 +6,7 @@ keep `ApiServer` (tests/support/api_server.py) for executors, restarts, signals 
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from flask import Flask
@@ -46,3 +47,8 @@ def get_task(client, task_id: str) -> dict:
     response = client.get(f"{TASKS}/{task_id}")
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()["data"]
+
+
+def upload(client, path: str, name: str, content: bytes, field: str = "file"):
+    """A multipart upload of `content` as file `name` in form field `field`."""
+    return client.post(path, data={field: (io.BytesIO(content), name)}, content_type="multipart/form-data")
