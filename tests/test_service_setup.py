@@ -32,6 +32,9 @@ def test_settings_from_environment_and_dotenv(tmp_path):
     ({"DATA_PIPELINE_DB_URL": "mysql://x"}, "DATA_PIPELINE_DB_URL"),
     ({"LLM_BASE_URL": "http://127.0.0.1:1/v1"}, "LLM_MODEL"),
     ({"DATA_PIPELINE_LOG_LEVEL": "LOUD"}, "DATA_PIPELINE_LOG_LEVEL"),
+    ({"DATA_PIPELINE_MAX_RUNNING": "0"}, "DATA_PIPELINE_MAX_RUNNING"),
+    ({"DATA_PIPELINE_EXECUTOR": "threads"}, "DATA_PIPELINE_EXECUTOR"),
+    ({"DATA_PIPELINE_EXECUTOR": "celery"}, "DATA_PIPELINE_BROKER_URL"),
 ])
 def test_bad_settings_are_named(env, variable, tmp_path):
     with pytest.raises(ConfigError, match=variable):

@@ -2,6 +2,8 @@
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, SmallInteger, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from data_pipeline.tasks.statuses import StepStatus
+
 metadata = MetaData()
 
 tasks = Table(
@@ -57,3 +59,7 @@ executions = Table(
     Column("queue_seq", BigInteger),
     Column("worker", Text),
 )
+
+# A step about to (re)run, or after the ones a run restarts from: as a new task's steps are.
+STEP_RESET = {"status": StepStatus.PENDING, "started_at": None, "completed_at": None,
+              "error_message": None, "result": None, "progress": None, "execution_id": None}

@@ -16,7 +16,7 @@ import subprocess
 
 from config import Settings
 from data_pipeline.db.databases import store_url
-from data_pipeline.errors import PipelineError
+from data_pipeline.errors import DatabaseError, PipelineError
 from data_pipeline.store import TaskStore
 from data_pipeline.tasks import executor_processes
 from data_pipeline.tasks.service import TaskService
@@ -24,6 +24,9 @@ from data_pipeline.tasks.statuses import ExecutionStatus
 from data_pipeline.workers.celery_app import QUEUE, RUN_EXECUTION, make_celery
 
 logger = logging.getLogger("CeleryWorker")
+
+STORE_RETRY_SECONDS = 10
+STORE_RETRIES = 60
 
 
 def run_execution(service: TaskService, execution_id: str, worker: str) -> str:
@@ -78,7 +81,12 @@ def start_worker(settings: Settings, *, concurrency: int, hostname: str | None, 
 
     @app.task(name=RUN_EXECUTION, bind=True, acks_late=True)
     def run(task, execution_id: str) -> str:
-        return run_execution(service, execution_id, task.request.hostname)
+        try:
+            return run_execution(service, execution_id, task.request.hostname)
+        except DatabaseError as exc:
+            # The store is down: try the message again later (the claim keeps a retry from running
+            # anything twice) rather than acknowledge it and leave the task queued for ever.
+            raise task.retry(exc=exc, countdown=STORE_RETRY_SECONDS, max_retries=STORE_RETRIES) from None
 
     argv = ["worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", QUEUE,
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
