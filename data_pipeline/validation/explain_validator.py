@@ -21,7 +21,8 @@ import logging
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import psycopg
 import psycopg.sql
@@ -187,31 +188,32 @@ class SQLValidator:
         text = str(exc).strip()
         return scrub(text.splitlines()[0] if text else type(exc).__name__, self.db_url)
 
-    def _explain(self, sql: str) -> None:
+    @contextmanager
+    def _rolled_back(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection for one transaction of the caller's (BEGIN READ ONLY ...), ended by a
+        ROLLBACK whatever happens: nothing was written, but nothing is kept either. The pool
+        discards a connection that comes back broken and opens a new one."""
         assert self._pool is not None
-        # The pool discards a connection that comes back broken and opens a new one.
         with self._pool.connection() as conn:
             try:
-                # BEGIN, SET LOCAL and EXPLAIN go out together in pipeline mode. The timeout is an
-                # integer we own; the SQL has passed check_statement.
-                with conn.pipeline():
-                    conn.execute("BEGIN READ ONLY")
-                    conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
-                    conn.execute("EXPLAIN " + sql)
+                yield conn
             finally:
-                # Nothing was written, but nothing is kept either: end the transaction either way.
                 if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
 
+    def _explain(self, sql: str) -> None:
+        # BEGIN, SET LOCAL and EXPLAIN go out together in pipeline mode. The timeout is an integer
+        # we own; the SQL has passed check_statement.
+        with self._rolled_back() as conn, conn.pipeline():
+            conn.execute("BEGIN READ ONLY")
+            conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+            conn.execute("EXPLAIN " + sql)
+
     def _execute(self, sql: str) -> int:
-        assert self._pool is not None and self.execution is not None
-        with self._pool.connection() as conn:
-            try:
-                conn.execute("BEGIN READ ONLY")
-                return run_limited(conn, sql, self.execution)
-            finally:
-                if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
-                    conn.execute("ROLLBACK")
+        assert self.execution is not None
+        with self._rolled_back() as conn:
+            conn.execute("BEGIN READ ONLY")
+            return run_limited(conn, sql, self.execution)
 
     def _database_reachable(self) -> bool:
         try:
