@@ -2,23 +2,19 @@
 of question styles, sized to the tables of the theme (no joins asked of a one-table theme)."""
 from __future__ import annotations
 
-LEVELS = ("simple", "moderate", "complex", "highly_complex")
+from data_pipeline.qa.sql_shape import LEVELS
+
 STYLES = ("formal", "colloquial", "imperative", "vague")
 
-_LEVEL_WEIGHTS = {1: (3, 3, 2, 2), 2: (2, 3, 3, 2)}
-_MANY_TABLES_WEIGHTS = (2, 3, 3, 2)
+_ONE_TABLE_WEIGHTS = (3, 3, 2, 2)
+_JOIN_WEIGHTS = (2, 3, 3, 2)
 
 
 def level_descriptions(tables: int) -> dict[str, str]:
-    if tables <= 1:
-        return {"simple": "简单：单表查询、简单过滤或排序",
-                "moderate": "中等：聚合（COUNT/SUM/AVG）与分组",
-                "complex": "复杂：分组配合HAVING、子查询或CTE",
-                "highly_complex": "高度复杂：窗口函数（排名、累计、环比）、嵌套CTE或集合运算（UNION/EXCEPT）"}
-    joins = "两表连接" if tables == 2 else "多表连接（三个及以上的表）"
+    joins = "" if tables <= 1 else "两表连接、" if tables == 2 else "多表连接（三个及以上的表）、"
     return {"simple": "简单：单表查询、简单过滤或排序",
-            "moderate": "中等：表连接或聚合",
-            "complex": f"复杂：{joins}、分组配合HAVING、子查询或CTE",
+            "moderate": "中等：聚合（COUNT/SUM/AVG）与分组" if tables <= 1 else "中等：表连接或聚合",
+            "complex": f"复杂：{joins}分组配合HAVING、子查询或CTE",
             "highly_complex": "高度复杂：窗口函数（排名、累计、环比）、嵌套CTE或集合运算（UNION/EXCEPT）"}
 
 
@@ -27,7 +23,7 @@ STYLE_DESCRIPTIONS = {"formal": "正式书面语", "colloquial": "口语化", "i
 
 
 def level_counts(pairs: int, tables: int) -> dict[str, int]:
-    return dict(zip(LEVELS, _split(pairs, _LEVEL_WEIGHTS.get(tables, _MANY_TABLES_WEIGHTS))))
+    return dict(zip(LEVELS, _split(pairs, _ONE_TABLE_WEIGHTS if tables == 1 else _JOIN_WEIGHTS)))
 
 
 def style_counts(pairs: int) -> dict[str, int]:

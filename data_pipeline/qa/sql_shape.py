@@ -76,10 +76,6 @@ def complexity(tree: exp.Expression) -> str:
     return "simple"
 
 
-def level_of(sql: str) -> str:
-    return shape(sql).level
-
-
 def _nested_ctes(tree: exp.Expression) -> bool:
     ctes = list(tree.find_all(exp.CTE))
     names = {cte.alias_or_name.lower() for cte in ctes}
