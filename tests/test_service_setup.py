@@ -90,20 +90,3 @@ def test_system_logs_have_access_lines_and_no_key(keyed_api):
     for path in Path(keyed_api.log_dir).rglob("*"):
         if path.is_file():
             assert keyed_api.api_key not in path.read_text(encoding="utf-8", errors="replace")
-
-
-def test_task_ids_of_one_second_take_the_next_suffix(make_local_db):
-    from data_pipeline.store import TaskStore
-
-    store = TaskStore(make_local_db())
-    store.migrate()
-    fields = dict(task_name=None, created_by="guest", db_name="db", business_context=None, db_connection=None,
-                  parameters={})
-    base = "task_20250101_000000"
-    ids = [store.create_task(task_id_base=base, **fields).task_id for _ in range(3)]
-    assert ids == [base, f"{base}_2", f"{base}_3"]
-    assert store.delete_task(f"{base}_2")
-    assert store.create_task(task_id_base=base, **fields).task_id == f"{base}_4"  # never reuses a gap
-    other = store.create_task(task_id_base="task_20250101_000001", **fields).task_id
-    assert other == "task_20250101_000001"
-    store.dispose()

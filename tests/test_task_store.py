@@ -43,16 +43,23 @@ def run_steps(store, task_id: str, execution_id: str, names=STEP_NAMES) -> None:
                                  result={"step": name})
 
 
-def test_a_new_task_is_pending_with_four_pending_steps_and_ids_take_the_next_suffix(task_store):
-    base = f"task_store_{uuid.uuid4().hex[:10]}"
-    ids = [task_store.create_task(task_id_base=base, task_name=None, created_by="tester", db_name=None,
-                                  business_context=None, db_connection=None, parameters={}).task_id
-           for _ in range(3)]
-    assert ids == [base, f"{base}_2", f"{base}_3"]
-    task = task_store.get_task(ids[0])
+def test_a_new_task_is_pending_with_four_pending_steps(task_store):
+    task = task_store.get_task(new_task(task_store))
     assert task.status is TaskStatus.PENDING and task.current_execution_id is None
     assert [s.step_name for s in task.steps] == list(STEP_NAMES)
     assert {s.status for s in task.steps} == {StepStatus.PENDING}
+
+
+def test_task_ids_of_one_second_take_the_next_suffix(task_store):
+    fields = dict(task_name=None, created_by="guest", db_name="db", business_context=None, db_connection=None,
+                  parameters={})
+    base = "task_20250101_000000"
+    ids = [task_store.create_task(task_id_base=base, **fields).task_id for _ in range(3)]
+    assert ids == [base, f"{base}_2", f"{base}_3"]
+    assert task_store.delete_task(f"{base}_2")
+    assert task_store.create_task(task_id_base=base, **fields).task_id == f"{base}_4"  # never reuses a gap
+    other = task_store.create_task(task_id_base="task_20250101_000001", **fields).task_id
+    assert other == "task_20250101_000001"
 
 
 def test_a_complete_run_moves_task_steps_and_execution_to_completed(task_store):

@@ -1,8 +1,8 @@
-"""The vector backup endpoints over real HTTP: list, restore, standalone backup.
+"""The vector backup endpoints: list, restore, standalone backup.
 
-Each server here has a store of its own (DATA_PIPELINE_DB_URL): a fresh database with pgvector
-on the embedded server, or one on the machine's PostgreSQL 15, which has no pgvector — so
-restoring 1024-dimensional reference vectors cannot disturb any other test's store.
+Each service here has a store of its own: a server process on a fresh database with pgvector on
+the embedded server (so restoring 1024-dimensional reference vectors cannot disturb any other
+test's store), and an in-process app on one of the machine's PostgreSQL, which has no pgvector.
 """
 from __future__ import annotations
 
@@ -21,17 +21,23 @@ from data_pipeline.vector.embeddings import HashEmbeddings
 from data_pipeline.vector.manifest import adopt_backup_set
 from data_pipeline.vector.store import ensure_collections, store_engine
 from tests.support.api_server import ApiServer, own_directories_env
+from tests.support.envelope import data_of, error_of
+from tests.support.in_process import build_app, close_app
 from tests.support.vector_tasks import copy_reference_task, table_rows
-from tests.support.envelope import error_of
 
 VECTOR = "/api/v0/data_pipeline/vector"
 REFERENCE_TS = "20250721_215758"
 
 
-def start_server(tmp_path_factory, embedded_pg_dir, reference_dir, store: str, name: str) -> ApiServer:
-    root = tmp_path_factory.mktemp(name)
+def with_reference_backup(root, reference_dir):
+    """`root` whose training data directory holds the reference vector backup set."""
     shutil.copytree(reference_dir / "reference_vector_backup", root / "training_data" / "vector_bak")
     adopt_backup_set(root / "training_data" / "vector_bak", REFERENCE_TS)
+    return root
+
+
+def start_server(tmp_path_factory, embedded_pg_dir, reference_dir, store: str, name: str) -> ApiServer:
+    root = with_reference_backup(tmp_path_factory.mktemp(name), reference_dir)
     env = own_directories_env(root, embedded_pg_dir, DATA_PIPELINE_DB_URL=store, LLM_BASE_URL="", LLM_MODEL="",
                               EMBEDDING_PROVIDER="hash")
     return ApiServer(env, root).start()
@@ -65,11 +71,13 @@ def vector_api(tmp_path_factory, embedded_pg_dir, embedded_base_url, reference_d
 
 
 @pytest.fixture(scope="module")
-def plain_api(tmp_path_factory, embedded_pg_dir, local_pg_admin_url, reference_dir):
+def plain_client(tmp_path_factory, embedded_pg_dir, local_pg_admin_url, reference_dir):
+    """The service in-process (Flask's test client), its store on the machine's PostgreSQL: no pgvector."""
     store = fresh_database(local_pg_admin_url)
-    server = start_server(tmp_path_factory, embedded_pg_dir, reference_dir, store, "plain-api")
-    yield server
-    server.stop()
+    root = with_reference_backup(tmp_path_factory.mktemp("plain-app"), reference_dir)
+    app = build_app(embedded_pg_dir, root, db_url=store, embedding_provider="hash")
+    yield app.test_client()
+    close_app(app)
     drop_database(local_pg_admin_url, store)
 
 
@@ -130,16 +138,14 @@ def test_backup_takes_no_parameters(vector_api):
     error_of(vector_api.post(f"{VECTOR}/backup", json={"truncate": True}), 400, "VALIDATION_ERROR", "truncate")
 
 
-def test_restore_into_a_store_without_pgvector_is_a_clear_error(plain_api):
-    response = plain_api.post(f"{VECTOR}/restore", json={"backup_path": "vector_bak", "timestamp": REFERENCE_TS})
+def test_restore_into_a_store_without_pgvector_is_a_clear_error(plain_client):
+    response = plain_client.post(f"{VECTOR}/restore", json={"backup_path": "vector_bak", "timestamp": REFERENCE_TS})
     body = error_of(response, 500, "PGVECTOR_NOT_AVAILABLE")
     assert body["error"]["type"] == "VectorStoreError" and "pgvector" in body["error"]["details"]
 
 
-def test_backup_of_a_store_without_vector_tables_is_empty(plain_api):
-    response = plain_api.post(f"{VECTOR}/backup")
-    assert response.status_code == 200, response.text
-    assert [f["rows"] for f in response.json()["data"]["files"]] == [0, 0]
+def test_backup_of_a_store_without_vector_tables_is_empty(plain_client):
+    assert [f["rows"] for f in data_of(plain_client.post(f"{VECTOR}/backup"))["files"]] == [0, 0]
 
 
 def test_training_load_step_through_the_executor(vector_api, reference_dir):
