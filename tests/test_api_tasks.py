@@ -254,6 +254,9 @@ def test_openapi_document_is_valid_and_covers_every_route(client):
     schemas = document["components"]["schemas"]
     for request in ("CreateTaskRequest", "ExecuteTaskRequest"):
         assert schemas[request]["properties"]["validate_by_execution"], request
+    assert "queued" in schemas["TaskStatus"]["enum"]
+    assert schemas["TaskStatusBody"]["properties"]["queue_position"]["type"] == ["integer", "null"]
+    assert set(schemas["ExecutionStarted"]["properties"]["status"]["enum"]) == {"queued", "in_progress"}
     codes = schemas["TaskErrorCode"]["enum"]
     assert {"WORKER_LOST", "EXECUTOR_KILLED", "VECTOR_BACKUP_FAILED", "DATABASE_CONNECTION_ERROR",
             "LLM_ERROR"} <= set(codes)

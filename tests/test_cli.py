@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from data_pipeline.cli.output import format_log_entry
 from tests.support.api_server import PROJECT_ROOT, free_port
 from tests.support.console_support import (DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, real_steps_available,
                                            require_routes, write_control)
+from tests.support.task_runs import wait_running
 from tests.support.waiting import wait_until
 
 COMMANDS = ("create", "upload", "execute", "status", "list", "logs", "files", "download", "cancel", "delete", "run")
@@ -42,13 +42,6 @@ def cli(server, *args: str, env: dict | None = None, cwd: Path = PROJECT_ROOT,
     return subprocess.run([sys.executable, "-m", "data_pipeline", *args], cwd=cwd,
                           env=env if env is not None else cli_env(server), capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def wait_step_running(server, task_id: str, step: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while server.task(task_id)["step_status"][step] != "running":
-        assert time.monotonic() < deadline, f"{step} never started"
-        time.sleep(0.05)
 
 
 # ---- help and usage ----------------------------------------------------------------------------
@@ -149,7 +142,7 @@ def test_step_mode_cancel_timeout_and_cancelled_exit_130(server):
     task_id = controlled_task(server, {"ddl_generation": {"sleep": 30}})
     started = cli(server, "execute", task_id, "--step", "ddl_generation", "--json")
     assert started.returncode == 0 and json.loads(started.stdout)["step_name"] == "ddl_generation"
-    wait_step_running(server, task_id, "ddl_generation")
+    wait_running(server, task_id, "ddl_generation")
     timed_out = cli(server, "status", task_id, "--wait", "--timeout", "0.5", "--interval", "0.1")
     assert timed_out.returncode == 5 and "超时" in timed_out.stderr
     refused = cli(server, "delete", task_id)
@@ -274,7 +267,7 @@ def test_run_interrupted_cancels_the_task(server):
     process = subprocess.Popen([sys.executable, "-m", "data_pipeline", "run", "--task-id", task_id,
                                 "--tables", "bss_company", "--interval", "0.2"], cwd=PROJECT_ROOT,
                                env=local_env(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_step_running(server, task_id, "ddl_generation", timeout=30)
+    wait_running(server, task_id, "ddl_generation", timeout=30)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err

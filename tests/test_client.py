@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -10,6 +9,7 @@ from data_pipeline.client import (DataPipelineClient, DataPipelineConnectionErro
                                   WaitTimeout)
 from tests.support.api_server import free_port
 from tests.support.console_support import DEMO_TABLES, PAIR_FILE, QUICK, controlled_task, require_routes
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +97,11 @@ def test_execute_and_wait_with_progress(client, server):
     assert history["total"] == 1 and history["executions"][0]["status"] == "completed"
 
 
-def wait_until_running(client, task_id: str, step: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while client.get_task(task_id)["step_status"][step] != "running":
-        assert time.monotonic() < deadline, f"{step} never started"
-        time.sleep(0.05)
-
-
 def test_step_mode_cancel_and_wait_timeout(client, server):
     task_id = controlled_task(server, {"ddl_generation": {"sleep": 30}})
     client.execute_task(task_id, "step", "ddl_generation")
-    wait_until_running(client, task_id, "ddl_generation")
+    wait_until(lambda: client.get_task(task_id)["step_status"]["ddl_generation"] == "running",
+               what="ddl_generation running")
     with pytest.raises(WaitTimeout) as caught:
         client.wait(task_id, poll_interval=0.1, timeout=0.5)
     assert caught.value.task["status"] == "in_progress" and isinstance(caught.value, TimeoutError)

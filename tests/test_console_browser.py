@@ -174,6 +174,11 @@ def test_key_create_step_mode_live_progress_cancel_and_delete(browser, server, s
     wait(browser, lambda d: find(d, "#step-ddl_generation").get_attribute("data-status") == "cancelled")
     assert visible(browser, "#task-error") and server.task(task_id)["status"] == "cancelled"
 
+    write_control(server, task_id, {"ddl_generation": {"fail": "模拟失败"}})
+    find(browser, "#execute-btn").click()
+    wait(browser, lambda d: task_status(d) == "failed", timeout=30)
+    wait(browser, lambda d: "[STEP_FAILED]" in find(d, "#task-error").text and "模拟失败" in find(d, "#task-error").text)
+
     find(browser, "#delete-btn").click()
     confirm(browser)
     wait(browser, lambda d: visible(d, "#welcome-view"))

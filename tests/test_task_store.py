@@ -222,17 +222,25 @@ def test_start_queued_starts_the_oldest_while_fewer_than_the_bound_run(make_loca
     store = TaskStore(make_local_db())
     store.migrate()
     try:
+        def queue(task_id: str, run_queue: str = "local:a") -> str:
+            return store.enqueue_execution(task_id, execution_id_base=f"{task_id}_complete_exec", mode="complete",
+                                           step_name=None, options={}, run_queue=run_queue)
+
+        other = queue(new_task(store), "local:b")  # another API's queue on the same store
         task_ids = [new_task(store) for _ in range(5)]
-        queued = [enqueue(store, task_id) for task_id in task_ids]
+        queued = [queue(task_id) for task_id in task_ids]
         assert [store.queue_position(e) for e in queued] == [1, 2, 3, 4, 5]
+        assert store.queue_position(other) == 1
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            rounds = list(pool.map(lambda _: store.start_queued(2), range(8)))
+            rounds = list(pool.map(lambda _: store.start_queued(2, "local:a"), range(8)))
         started = [e.execution_id for batch in rounds for e in batch]
         assert sorted(started) == sorted(queued[:2]), "two at most, the oldest first"
         assert [store.queue_position(e) for e in queued[2:]] == [1, 2, 3]
         assert store.finish_execution(queued[0], ExecutionStatus.COMPLETED)
-        assert [e.execution_id for e in store.start_queued(2)] == [queued[2]]
+        assert [e.execution_id for e in store.start_queued(2, "local:a")] == [queued[2]]
         assert store.get_task(task_ids[2]).status is TaskStatus.IN_PROGRESS
-        assert store.start_queued(2) == []
+        assert store.start_queued(2, "local:a") == []
+        assert store.get_execution(other).status is ExecutionStatus.QUEUED
+        assert [e.execution_id for e in store.start_queued(2, "local:b")] == [other]
     finally:
         store.dispose()

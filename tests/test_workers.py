@@ -18,6 +18,7 @@ from tests.support.api_server import ApiServer, server_env
 from tests.support.controlled_steps import quick_steps
 from tests.support.workers import Worker, flush, redis_db_url
 from tests.support.envelope import error_of
+from tests.support.in_process import create_task, get_task, training_data_dir
 from tests.support.task_runs import executor_pid, make_task, process_exists, release, wait_running, write_control
 
 TASKS = "/api/v0/data_pipeline/tasks"
@@ -152,6 +153,19 @@ def test_kill_minus_nine_of_a_run_on_a_worker(cluster):
     write_control(api, task_id, QUICK)
     assert api.execute(task_id).status_code == 202
     assert api.wait_for(task_id, timeout=60)["status"] == "completed"
+
+
+def test_an_unreachable_broker_fails_the_execute_with_503(make_app):
+    app = make_app(executor="celery", broker_url="redis://:broker-secret@127.0.0.1:1/0")
+    client = app.test_client()
+    task_id = create_task(client, task_name="no broker")
+    (training_data_dir(app) / task_id / "table_list.txt").write_text("bss_company\n", encoding="utf-8")
+    response = client.post(f"{TASKS}/{task_id}/execute", json={})
+    body = error_of(response, 503, "BROKER_UNAVAILABLE")
+    assert "broker-secret" not in response.get_data(as_text=True), body
+    task = get_task(client, task_id)
+    assert task["status"] == "failed" and task["error_code"] == "BROKER_UNAVAILABLE"
+    assert client.post(f"{TASKS}/{task_id}/execute", json={}).status_code == 503, "a failed task may be retried"
 
 
 def test_kill_minus_nine_of_a_whole_worker(cluster):

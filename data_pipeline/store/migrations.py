@@ -81,6 +81,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             add column worker text;
         create index dp_task_executions_queued_idx on dp_task_executions (queue_seq) where status = 'queued';
     """),
+    (4, "the run queue an execution waits in", """
+        alter table dp_task_executions add column run_queue text;
+    """),
 ]
 
 

@@ -54,6 +54,7 @@ class Execution:
     error_code: str | None = None
     queue_seq: int | None = None
     worker: str | None = None   # the Celery worker that runs it (None: the local executor)
+    run_queue: str | None = None  # which executor's queue it waits in (TaskService.run_queue)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], prefix: str = "") -> "Execution":

@@ -21,8 +21,8 @@ class RunQueue:
     """Mixed into TaskStore (which provides `engine`, `reader` and `store_error`)."""
 
     @retry_on_lost_connection
-    def enqueue_execution(self, task_id: str, *, execution_id_base: str, mode: str,
-                          step_name: str | None, options: dict) -> str | None:
+    def enqueue_execution(self, task_id: str, *, execution_id_base: str, mode: str, step_name: str | None,
+                          options: dict, run_queue: str | None = None) -> str | None:
         """Atomically queue a task that may be queued (TASK_TRANSITIONS) with a new, queued execution.
 
         Returns the execution id, or None when the task is queued or running already (or does not
@@ -43,7 +43,7 @@ class RunQueue:
             execution_id = execution_id_base if taken == 0 else f"{execution_id_base}_{taken + 1}"
             conn.execute(executions.insert().values(
                 execution_id=execution_id, task_id=task_id, execution_mode=mode, step_name=step_name,
-                status=ExecutionStatus.QUEUED, options=options))
+                status=ExecutionStatus.QUEUED, options=options, run_queue=run_queue))
             conn.execute(update(tasks).where(tasks.c.task_id == task_id)
                          .values(current_execution_id=execution_id))
             first_order = STEP_NAMES.index(step_name) + 1 if step_name else 1
@@ -52,20 +52,23 @@ class RunQueue:
             return execution_id
 
     @retry_on_lost_connection
-    def start_queued(self, max_running: int) -> list[Execution]:
+    def start_queued(self, max_running: int, run_queue: str | None = None) -> list[Execution]:
         """The local executor's first-in first-out start: while fewer than `max_running` executions
-        run, the oldest queued ones become running (their tasks in_progress); returns those.
+        of `run_queue` run, its oldest queued ones become running (their tasks in_progress);
+        returns those.
 
         One advisory lock orders the decision across every thread and process that makes it (the
         API, a restarted API, `python -m data_pipeline run`), so the bound holds.
         """
+        mine = executions.c.run_queue.is_not_distinct_from(run_queue)
         with self.engine.begin() as conn:
             conn.execute(text("select pg_advisory_xact_lock(:key)"), {"key": _RUN_QUEUE_LOCK_KEY})
             running = conn.execute(select(func.count()).select_from(executions).where(
-                executions.c.status == ExecutionStatus.RUNNING)).scalar_one()
+                and_(mine, executions.c.status == ExecutionStatus.RUNNING))).scalar_one()
             if running >= max_running:
                 return []
-            oldest = (select(executions.c.execution_id).where(executions.c.status == ExecutionStatus.QUEUED)
+            oldest = (select(executions.c.execution_id)
+                      .where(and_(mine, executions.c.status == ExecutionStatus.QUEUED))
                       .order_by(executions.c.queue_seq).limit(max_running - running))
             return self._start(conn, executions.c.execution_id.in_(oldest.scalar_subquery()), {})
 
@@ -93,11 +96,15 @@ class RunQueue:
 
     @retry_on_lost_connection
     def queue_position(self, execution_id: str) -> int | None:
-        """1 for the next execution to start, 2 for the one after it, ...; None unless it is queued."""
-        mine = select(executions.c.queue_seq).where(and_(
-            executions.c.execution_id == execution_id, executions.c.status == ExecutionStatus.QUEUED))
+        """1 for the next execution of its queue to start, 2 for the one after it, ...; None unless
+        it is queued."""
         with self.reader.connect() as conn:
-            position = conn.execute(select(func.count()).select_from(executions).where(and_(
+            mine = conn.execute(select(executions.c.queue_seq, executions.c.run_queue).where(and_(
+                executions.c.execution_id == execution_id,
+                executions.c.status == ExecutionStatus.QUEUED))).first()
+            if mine is None:
+                return None
+            return conn.execute(select(func.count()).select_from(executions).where(and_(
                 executions.c.status == ExecutionStatus.QUEUED,
-                executions.c.queue_seq <= mine.scalar_subquery()))).scalar_one()
-        return position or None
+                executions.c.run_queue.is_not_distinct_from(mine.run_queue),
+                executions.c.queue_seq <= mine.queue_seq))).scalar_one()

@@ -58,6 +58,7 @@ executions = Table(
     Column("error_code", String(64)),
     Column("queue_seq", BigInteger),
     Column("worker", Text),
+    Column("run_queue", Text),
 )
 
 # A step about to (re)run, or after the ones a run restarts from: as a new task's steps are.

@@ -49,6 +49,15 @@ class TaskService:
 
     # ---- helpers ---------------------------------------------------------------------------
 
+    @property
+    def run_queue(self) -> str:
+        """The queue this service's executions wait in: the workers', or this machine's local one,
+        named by its training data directory (another API sharing the store with other task
+        directories never starts runs it could not find)."""
+        if self.settings.executor == "celery":
+            return "celery"
+        return f"local:{self.settings.training_data_dir.resolve()}"
+
     def directory(self, task_id: str) -> Path:
         return task_dir(self.settings.training_data_dir, task_id)
 
@@ -224,7 +233,7 @@ class TaskService:
         stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
         base = f"{task_id}_step_{step_name}_exec_{stamp}" if step_name else f"{task_id}_complete_exec_{stamp}"
         execution_id = self.store.enqueue_execution(task_id, execution_id_base=base, mode=execution_mode,
-                                                    step_name=step_name, options=options)
+                                                    step_name=step_name, options=options, run_queue=self.run_queue)
         if execution_id is None:
             raise ConflictError(f"任务 {task_id} 正在执行或排队", error_code="TASK_ALREADY_RUNNING",
                                 invalid_params=["task_id"])
@@ -260,7 +269,7 @@ class TaskService:
         DATA_PIPELINE_MAX_RUNNING run; how many started. (Workers take theirs from the broker.)"""
         if self.settings.executor != "local":
             return 0
-        started = self.store.start_queued(self.settings.max_running)
+        started = self.store.start_queued(self.settings.max_running, self.run_queue)
         for execution in started:
             self._start_executor(execution)
         return len(started)
