@@ -25,7 +25,8 @@ from data_pipeline.qa.column_roles import is_bookkeeping
 from data_pipeline.qa.dedupe import normalize
 from data_pipeline.qa.documents import TableDoc, discover_tables, load_table_documents
 from data_pipeline.qa.sql_shape import LEVELS, shape
-from data_pipeline.tasks.directory import pair_files, write_json_atomic, write_text_atomic
+from data_pipeline.tasks.directory import write_json_atomic, write_text_atomic
+from data_pipeline.validation.pair_file import find_pair_file
 
 REPORT_JSON = "quality_report.json"
 REPORT_MD = "quality_report.md"
@@ -45,8 +46,7 @@ def write_quality_report(task_dir: Path, settings=None, *, retrieval: dict | Non
 def build_quality_report(task_dir: Path, settings=None, *, retrieval: dict | None = None,
                          llm_fallbacks: int | None = None) -> dict:
     extra = tuple(getattr(settings, "bookkeeping_columns", ()) or ())
-    files = pair_files(task_dir)
-    pair_path = files[0] if files else None
+    pair_path = find_pair_file(task_dir)
     pairs = _read_pairs(pair_path) if pair_path else []
     docs = _documents(task_dir)
     by_name = _index(docs)
@@ -61,9 +61,10 @@ def build_quality_report(task_dir: Path, settings=None, *, retrieval: dict | Non
         seen.add(text)
         facts = shape(pair["sql"])
         complexity[facts.level] += 1
-        columns = referenced_columns(facts, by_name)
-        for key in {key for key, _ in columns} | set(_tables_of(facts, by_name)):
+        read = _tables_of(facts, by_name)
+        for key in read:
             tables[key]["pairs"] += 1
+        columns = referenced_columns(facts, by_name, read)
         for key, column in columns:
             tables[key]["used"].add(column.name)
         if any(is_bookkeeping(column, extra) for _, column in columns):
@@ -84,10 +85,10 @@ def build_quality_report(task_dir: Path, settings=None, *, retrieval: dict | Non
     }
 
 
-def referenced_columns(facts, by_name: dict) -> list[tuple[tuple[str, str], object]]:
+def referenced_columns(facts, by_name: dict, read: list[tuple[str, str]]) -> list[tuple[tuple[str, str], object]]:
     """(table key, documented Column) for every column the SQL reads that a documented table has:
-    qualified columns through their alias, bare ones in the one read table that has them."""
-    read = _tables_of(facts, by_name)
+    qualified columns through their alias, bare ones in the one read table that has them; only
+    columns of the tables `read` (`_tables_of`)."""
     found = []
     for qualifier, name in facts.columns:
         if qualifier:
