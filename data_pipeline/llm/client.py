@@ -177,14 +177,14 @@ class LLMClient:
         try:
             return _parse(answer, validate)
         except ValueError as exc:
-            self.logger.warning("LLM回答无法使用（%s），重新询问", _kind(answer))
+            self.logger.warning("LLM回答无法使用（%s），重新询问", _kind(answer, exc))
             self.logger.debug("LLM回答无法使用的原因: %s", exc)
             answer = self._answer(reask_messages(messages, answer, str(exc)), temperature, budget, json_mode=True)
             try:
                 return _parse(answer, validate)
             except ValueError as second:
                 self.logger.debug("LLM第二次回答无法使用的原因: %s", second)
-                raise LLMError(f"LLM两次回答都无法使用（{_kind(answer)}）") from None
+                raise LLMError(f"LLM两次回答都无法使用（{_kind(answer, second)}）") from None
 
     def usage_summary(self) -> dict:
         """Calls made and tokens used, and how the calls ended: with an answer, unreachable, refused."""
@@ -333,18 +333,19 @@ def _parse(answer: _Answer, validate: Callable[[Any], Any] | None) -> Any:
             return validate(value)
         except ValueError as exc:
             first_error = first_error or exc
-    raise first_error or ValueError("回答中没有JSON对象或数组")
+    raise first_error or _NoJSON("回答中没有JSON对象或数组")
 
 
-def _kind(answer: _Answer) -> str:
-    """Why an answer was unusable, in words that quote nothing of it (log lines at WARNING)."""
+class _NoJSON(ValueError):
+    """No JSON object or array anywhere in the answer."""
+
+
+def _kind(answer: _Answer, refusal: ValueError) -> str:
+    """Why an answer was unusable (from `_parse`'s refusal), in words that quote nothing of it
+    (log lines at WARNING)."""
     if answer.truncated:
         return "回答超出输出预算被截断"
-    try:
-        extract_json(answer.text)
-    except ValueError:
-        return "回答中没有JSON"
-    return "JSON内容不符合要求"
+    return "回答中没有JSON" if isinstance(refusal, _NoJSON) else "JSON内容不符合要求"
 
 
 def _describe(exc: BaseException) -> str:
