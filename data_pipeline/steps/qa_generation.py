@@ -122,9 +122,7 @@ class _OfflineFallback:
         settings = self.ctx.settings
         with self._lock:
             if self._validator is None:
-                self._validator = SQLValidator(self.ctx.db_url, concurrency=settings.sql_validation_concurrency,
-                                               statement_timeout_ms=settings.sql_explain_timeout_ms,
-                                               logger=logging.getLogger("SQLValidator"))
+                self._validator = _explain_validator(self.ctx)
                 self._validator.open()
             result = generate_offline(docs, self._validator, per_table=settings.qa_pairs_per_theme,
                                       roles=roles_by_table(docs, settings.bookkeeping_columns),
@@ -171,13 +169,18 @@ def _offline(ctx: StepContext, docs: list[TableDoc]) -> tuple[list[Theme], list[
     settings = ctx.settings
     # once for the run: the pairs, themes and scope read the same tables
     roles = roles_by_table(docs, settings.bookkeeping_columns)
-    with SQLValidator(ctx.db_url, concurrency=settings.sql_validation_concurrency,
-                      statement_timeout_ms=settings.sql_explain_timeout_ms,
-                      logger=logging.getLogger("SQLValidator")) as validator:
+    with _explain_validator(ctx) as validator:
         result = generate_offline(docs, validator, roles=roles,
                                   per_table=max(MIN_OFFLINE_PAIRS_PER_TABLE, settings.qa_pairs_per_theme),
                                   logger=logging.getLogger("QAGenerator"), progress=ctx.report_progress)
     return result.themes, result.pairs, offline_scope(docs, ctx.business_context, roles)
+
+
+def _explain_validator(ctx: StepContext) -> SQLValidator:
+    """The offline generator's check of its candidates: EXPLAIN on the task's database (no execution)."""
+    return SQLValidator(ctx.db_url, concurrency=ctx.settings.sql_validation_concurrency,
+                        statement_timeout_ms=ctx.settings.sql_explain_timeout_ms,
+                        logger=logging.getLogger("SQLValidator"))
 
 
 def _successful(themes: list[Theme], failed: list[str]) -> list[Theme]:
