@@ -48,6 +48,11 @@ def _invalid(param: str, details: str) -> ValidationError:
     return ValidationError(f"参数 {param} {details}", invalid_params=[param], error_code="INVALID_DB_CONNECTION")
 
 
+def _check_parameter(key: str, param: str) -> None:
+    if key not in ADDRESS_KEYS and key not in ALLOWED_OPTIONS:
+        raise _invalid(param, f"不允许的连接参数: {key[:64]}（允许: {', '.join(ALLOWED_OPTIONS)}）")
+
+
 def validate_url(url: object, param: str = "db_connection") -> str:
     """A usable postgresql:// URL with only allowed parameters, or a ValidationError naming `param`."""
     if not isinstance(url, str) or not url.strip():
@@ -55,22 +60,29 @@ def validate_url(url: object, param: str = "db_connection") -> str:
     url = url.strip()
     if url.split("://", 1)[0] not in _SCHEMES or "://" not in url:
         raise ValidationError(f"参数 {param} 必须是 postgresql:// 连接字符串", invalid_params=[param])
-    query = url.split("?", 1)[1].split("#", 1)[0] if "?" in url else ""
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in ADDRESS_KEYS and key not in ALLOWED_OPTIONS:
-            raise _invalid(param, f"不允许的连接参数: {key[:64]}（允许: {', '.join(ALLOWED_OPTIONS)}）")
-        if key == "connect_timeout" and not (value.isdigit() and 0 < int(value) <= MAX_CONNECT_TIMEOUT_SECONDS):
-            raise _invalid(param, f"的 connect_timeout 必须是 1 到 {MAX_CONNECT_TIMEOUT_SECONDS} 的整数")
+    if "#" in url:
+        # libpq knows no fragment: what follows "#" is still read as parameters, which urllib (the
+        # masking and scrubbing helpers below) would not see. A "#" in a password is written %23.
+        raise _invalid(param, "不能包含 #（密码中的 # 请写作 %23）")
+    query = url.split("?", 1)[1] if "?" in url else ""
+    for key, _ in parse_qsl(query, keep_blank_values=True):
+        _check_parameter(key, param)  # named here first: libpq refuses an unknown one without its name
     try:
         urlsplit(url)  # the helpers below (mask_url, password_of) read it with urllib too
         params = conninfo_to_dict(url)
     except (ValueError, psycopg.Error):
         raise _invalid(param, "不是有效的 postgresql:// 连接字符串（主机、端口或编码有误）") from None
+    for key in params:  # what libpq will use decides, not urllib's reading of the query
+        _check_parameter(key, param)
+    if params.get("password") and params["password"] != password_of(url):
+        # e.g. an unencoded "?" in the password: the masked URL would show what libpq sends
+        raise _invalid(param, "的密码写法有歧义（密码中的 ? @ / 请用百分号编码，且只给一个密码）")
+    timeout = str(params.get("connect_timeout", "1"))
+    if not (timeout.isdigit() and 0 < int(timeout) <= MAX_CONNECT_TIMEOUT_SECONDS):
+        raise _invalid(param, f"的 connect_timeout 必须是 1 到 {MAX_CONNECT_TIMEOUT_SECONDS} 的整数")
     for port in str(params.get("port", "")).split(","):
         if port and not (port.isdigit() and 0 < int(port) < 65536):
             raise _invalid(param, f"的端口无效: {port[:16]}")
-    if "hostaddr" in params:
-        raise _invalid(param, "不允许的连接参数: hostaddr")
     if "options" in params and not _SEARCH_PATH.fullmatch(params["options"].strip()):
         raise _invalid(param, "的 options 只允许 -c search_path=...")
     if not params.get("dbname"):
