@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from data_pipeline.errors import ValidationError
-from data_pipeline.tasks.directory import write_text_atomic
+from data_pipeline.tasks.directory import write_json_atomic
 from data_pipeline.vector.store import VECTOR_TABLES
 
 MANIFEST_FORMAT = 1
@@ -51,7 +51,7 @@ def write_manifest(backup_dir: Path, timestamp: str, files: list[dict], *, task_
     manifest = {"format": MANIFEST_FORMAT, "timestamp": timestamp, "created_at": created_at.isoformat(timespec="seconds"),
                 "task_id": task_id, "files": [{key: entry[key] for key in ("table", "file", "rows", "size_bytes", "sha256")}
                                               for entry in files]}
-    write_text_atomic(path, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    write_json_atomic(path, manifest)
     return path
 
 
