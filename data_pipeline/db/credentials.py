@@ -82,10 +82,3 @@ class CredentialCipher:
             return self._fernet.decrypt(stored[len(PREFIX):].encode("ascii")).decode("utf-8")
         except (InvalidToken, ValueError):
             raise CredentialsUnreadable(task_id) from None
-
-    def readable(self, stored: str | None) -> bool:
-        try:
-            self.open(stored)
-            return True
-        except CredentialsUnreadable:
-            return False

@@ -36,6 +36,3 @@ class ToolPool:
             return future.result(timeout=self.deadline_seconds)
         except FutureTimeout:
             raise DeadlineExceededError(f"数据库工具请求未在 {self.deadline_seconds:g} 秒内完成") from None
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
