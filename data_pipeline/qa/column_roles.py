@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 from data_pipeline.qa.documents import Column, TableDoc
 from data_pipeline.schema.secret_columns import BUILTIN_MASK
 from data_pipeline.schema.identifiers import sql_ident
+from data_pipeline.schema.types_file import domain_base_types
 
 _NUMERIC = re.compile(r"^(numeric|decimal|integer|int|int2|int4|int8|bigint|smallint|real|double precision|"
                       r"float4|float8|money)\b")
@@ -81,18 +82,10 @@ def base_type(column: Column) -> str:
     return (column.base or column.type).strip().lower()
 
 
-_DOMAIN = re.compile(r"create\s+domain\s+([\w\".]+)\s+as\s+(.+?)(?:\s+(?:constraint|check|default|not\s+null|null|"
-                     r"collate)\b|\s*;)", re.IGNORECASE)
-
-
 def resolve_domains(docs: Iterable[TableDoc], types_sql: str) -> None:
     """Give every column of a domain type its base type (`year` -> `integer`), from the task's
     schema_types.sql, so that a domain over a number is a number (typed literals, no SUM of text)."""
-    domains = {}
-    for name, base in _DOMAIN.findall(types_sql):
-        plain, base = name.replace('"', "").lower(), base.strip()
-        domains[plain] = base
-        domains.setdefault(plain.rsplit(".", 1)[-1], base)   # as a column of the search path writes it
+    domains = domain_base_types(types_sql)
     for doc in docs:
         for column in doc.columns:
             written = column.type.replace('"', "").strip().lower()

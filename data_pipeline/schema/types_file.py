@@ -9,6 +9,8 @@ empty database: it is kept as a comment line, like a type the file cannot create
 """
 from __future__ import annotations
 
+import re
+
 from data_pipeline.schema.identifiers import qualified, sql_ident
 from data_pipeline.schema.render import sql_string
 from data_pipeline.schema.user_types import SchemaTypes, SequenceDef, UserType
@@ -51,6 +53,22 @@ def _type_statements(user_type: UserType) -> list[str]:
         noun = "domain" if user_type.kind == "domain" else "type"
         lines.append(f"comment on {noun} {name} is {sql_string(_one_line(user_type.comment))};")
     return lines
+
+
+# A domain's statement as `_domain_statement` writes it (or a user's upload of the file does).
+_DOMAIN = re.compile(r"create\s+domain\s+([\w\".]+)\s+as\s+(.+?)(?:\s+(?:constraint|check|default|not\s+null|null|"
+                     r"collate)\b|\s*;)", re.IGNORECASE)
+
+
+def domain_base_types(types_sql: str) -> dict[str, str]:
+    """Each domain of a schema_types.sql text with its base type, by its name (schema-qualified,
+    and bare as a column on the search path writes it), unquoted and in lower case."""
+    domains = {}
+    for name, base in _DOMAIN.findall(types_sql):
+        plain, base = name.replace('"', "").lower(), base.strip()
+        domains[plain] = base
+        domains.setdefault(plain.rsplit(".", 1)[-1], base)
+    return domains
 
 
 def _domain_statement(name: str, user_type: UserType) -> str:
