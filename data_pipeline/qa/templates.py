@@ -104,6 +104,9 @@ class _SingleTable:
         names = (r.labels + r.codes)[:3]
         time_column = dates[0] if dates else None
         filterable = [c for c in categories + names + dates if usable_samples(c)]
+        # (condition, phrase) on each column's first sample, and on its second (the first if alone)
+        filters = [f for c in filterable for v in usable_samples(c, 1) if (f := filter_on(c, v))]
+        other_filters = [f for c in filterable if (f := filter_on(c, usable_samples(c, 2)[-1]))]
         m = rotations(measures)       # each kind starts on another measure: more columns get used
         kinds = [
             [self._count()],
@@ -112,13 +115,13 @@ class _SingleTable:
             [self._daily_sum(d, x) for d in dates[:1] for x in m(0)[:3]],
             [self._top_groups(n, x) for n in names[:1] for x in m(0)[:3]],
             [self._top_rows(x) for x in m(2)],
-            [self._filter_rows(c, v) for c in filterable for v in usable_samples(c, 1)],
+            [self._filter_rows(*f) for f in filters],
             [self._monthly(d, x) for d in dates[:1] for x in m(1)[:2]],
             [self._distinct_count(c) for c in names + categories],
             [self._date_range(d) for d in ([time_column] if time_column else [])],
             [self._latest_rows(time_column)] if time_column else [],
-            [self._filter_count(c, usable_samples(c, 2)[-1]) for c in filterable],
-            [self._filter_sum(c, v, m(3)[0]) for c in filterable for v in usable_samples(c, 1)] if measures else [],
+            [self._filter_count(*f) for f in other_filters],
+            [self._filter_sum(*f, m(3)[0]) for f in filters] if measures else [],
             [self._latest_day_average(d, x) for d in dates[:1] for x in m(2)[:2]],
             [self._values_of(c) for c in categories],
             [self._average_by(n, x) for n in names[:1] for x in m(3)[:2]],
@@ -186,29 +189,17 @@ class _SingleTable:
                          f"SELECT {self._display_columns(m)} FROM {self.table}{_where(self.live)} "
                          f"ORDER BY {ident(m.name)} DESC NULLS LAST LIMIT 10;", "top_rows")
 
-    def _filter_rows(self, c: Column, value: str) -> Candidate | None:
-        found = filter_on(c, value)
-        if found is None:
-            return None
-        condition, phrase = found
+    def _filter_rows(self, condition: str, phrase: str) -> Candidate:
         return Candidate(f"查询{phrase}的{self.subject}记录",
                          f"SELECT {self._display_columns()} FROM {self.table}{_where(condition, self.live)} LIMIT 100;",
                          "filter_rows")
 
-    def _filter_count(self, c: Column, value: str) -> Candidate | None:
-        found = filter_on(c, value)
-        if found is None:
-            return None
-        condition, phrase = found
+    def _filter_count(self, condition: str, phrase: str) -> Candidate:
         return Candidate(f"{phrase}的{self.subject}记录有多少条？",
                          f"SELECT COUNT(*) AS 记录数 FROM {self.table}{_where(condition, self.live)};",
                          "filter_count")
 
-    def _filter_sum(self, c: Column, value: str, m: Column) -> Candidate | None:
-        found = filter_on(c, value)
-        if found is None:
-            return None
-        condition, phrase = found
+    def _filter_sum(self, condition: str, phrase: str, m: Column) -> Candidate:
         return Candidate(f"{phrase}的{self.subject}中，{m.label}合计是多少？",
                          f"SELECT SUM({ident(m.name)}) AS {alias(m.label + '合计')} FROM {self.table}"
                          f"{_where(condition, self.live)};", "filter_sum")
