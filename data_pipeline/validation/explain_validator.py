@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Callable, Iterator, Sequence
 
 import psycopg
@@ -73,9 +73,12 @@ class SQLValidator:
 
     def open(self) -> None:
         # A direct connection first: an unreachable database fails at once, with one clear error.
-        connect(self.db_url, connect_timeout=self.connect_timeout).close()
+        # It also works out, once, what every pooled session is given (same role, database, options).
+        with closing(connect(self.db_url, connect_timeout=self.connect_timeout)) as probe:
+            limits = session_limits(probe)
         self._pool = ConnectionPool(
-            "", min_size=self.concurrency, max_size=self.concurrency, open=False, configure=limit_session,
+            "", min_size=self.concurrency, max_size=self.concurrency, open=False,
+            configure=lambda conn: apply_session_limits(conn, limits),
             name="sql_validation", timeout=self.connect_timeout * 2, reconnect_timeout=self.connect_timeout * 2,
             # autocommit: the transaction is opened explicitly (BEGIN READ ONLY) per check.
             # No server-side prepared statements: every EXPLAIN is different anyway.
@@ -233,17 +236,25 @@ class SQLValidator:
             self.retries += 1
 
 
-def limit_session(conn: psycopg.Connection) -> None:
-    """Memory limits and a search path without system schemas, for the life of a pooled session."""
+def session_limits(conn: psycopg.Connection) -> dict[str, str]:
+    """What a pooled session is given for its life: memory limits and a search path without system
+    schemas. temp_file_limit only where this role may set it (superusers): tried here, once."""
     schemas = conn.execute("select current_schemas(false)").fetchone()[0]
     path = ", ".join(psycopg.sql.Identifier(schema).as_string(conn) for schema in schemas
                      if schema not in SYSTEM_SCHEMAS and not schema.startswith("pg_"))
-    conn.execute("select set_config('search_path', %s, false), set_config('work_mem', %s, false)",
-                 (path, SESSION_WORK_MEM))
+    limits = {"search_path": path, "work_mem": SESSION_WORK_MEM}
     try:
         conn.execute("select set_config('temp_file_limit', %s, false)", (SESSION_TEMP_FILE_LIMIT,))
+        limits["temp_file_limit"] = SESSION_TEMP_FILE_LIMIT
     except psycopg.errors.InsufficientPrivilege:
-        pass  # only superusers may lower it; work_mem and the timeout still apply
+        pass  # work_mem and the timeout still apply
+    return limits
+
+
+def apply_session_limits(conn: psycopg.Connection, limits: dict[str, str]) -> None:
+    """`session_limits` on a new pooled session, in one statement."""
+    conn.execute("select " + ", ".join("set_config(%s, %s, false)" for _ in limits),
+                 [item for pair in limits.items() for item in pair])
 
 
 def _is_connection_problem(exc: Exception) -> bool:
