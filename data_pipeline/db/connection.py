@@ -219,19 +219,25 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = CONNECT
 _forbidden_databases: set[tuple[str, str]] = set()
 
 
+_IDENTITY_QUERY = "select current_database(), extract(epoch from pg_postmaster_start_time())::text"
+
+
 def server_identity(conn: psycopg.Connection) -> set[tuple[str, str]]:
     """What identifies the database a connection reached: its name with the server's system
     identifier (stable across restarts), and with the server's start time (readable by anyone)."""
-    database, started = conn.execute(
-        "select current_database(), extract(epoch from pg_postmaster_start_time())::text").fetchone()
-    identity = {(database, f"started {started}")}
-    try:
-        system = conn.execute("select system_identifier::text from pg_control_system()").fetchone()[0]
-        identity.add((database, f"system {system}"))
+    try:  # one round trip where the role may read the system identifier (any role, by default)
+        database, started, system = conn.execute(
+            _IDENTITY_QUERY + ", (select system_identifier::text from pg_control_system())").fetchone()
     except psycopg.Error:
-        pass  # not granted to this role: the start time still tells
+        if not conn.autocommit:
+            conn.rollback()
+        database, started = conn.execute(_IDENTITY_QUERY).fetchone()
+        system = None  # not granted to this role: the start time still tells
     if not conn.autocommit:
         conn.rollback()
+    identity = {(database, f"started {started}")}
+    if system is not None:
+        identity.add((database, f"system {system}"))
     return identity
 
 
