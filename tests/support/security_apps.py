@@ -9,8 +9,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from config import Settings
+from data_pipeline.tasks.statuses import ACTIVE_TASK_STATUSES
 
 TASKS = "/api/v0/data_pipeline/tasks"
+# Not ended yet: pending, or with a run waiting (queued, behind DATA_PIPELINE_MAX_RUNNING) or under way.
+UNFINISHED = frozenset({"pending", *(str(status) for status in ACTIVE_TASK_STATUSES)})
 TABLES = "/api/v0/database/tables"
 TABLE_DDL = "/api/v0/database/table/ddl"
 
@@ -39,7 +42,7 @@ def wait_for_task(client, task_id: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         task = client.get(f"{TASKS}/{task_id}").get_json()["data"]
-        if task["status"] not in ("pending", "in_progress"):
+        if task["status"] not in UNFINISHED:
             return task
         time.sleep(0.2)
     raise AssertionError(f"task {task_id} still running after {timeout} s")
