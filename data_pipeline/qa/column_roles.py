@@ -195,8 +195,8 @@ def table_roles(doc: TableDoc, extra: tuple[str, ...] = ()) -> TableRoles:
             labels.append(column)
         elif is_text(column) and (_CODE_NAME.search(column.name.lower()) or _has(column, _CODE_HINT)):
             codes.append(column)
-        elif BUILTIN_MASK.hides(column.name, column.type):
-            continue
+        elif column.secret or BUILTIN_MASK.hides(column.name, column.type):
+            continue    # the task's mask (DATA_PIPELINE_MASK_COLUMNS), or the built-in one
         elif is_numeric(column) and _GROUPING_CODE.search(column.name.lower()):
             coded.append(column)
         elif _groupable_text(column):

@@ -44,6 +44,7 @@ class Column:
     enum_values: list[str] = field(default_factory=list)
     # For a column of a domain type: the domain's base type (from the task's schema_types.sql).
     base: str = ""
+    secret: bool = False   # hidden by the task's ColumnMask: its values withheld, never grouped by
 
     @property
     def label(self) -> str:
@@ -335,7 +336,7 @@ def load_table_documents(task_dir: Path, tables: list[TableName],
         doc = merge(ddl, md)
         for column in doc.columns:
             if mask.hides(column.name, column.type):
-                column.samples, column.enum_values = [], []
+                column.samples, column.enum_values, column.secret = [], [], True
         # The list is the authority on which table this is (a file may omit the schema).
         doc.table = table
         docs.append(doc)

@@ -6,7 +6,9 @@ import json
 import pytest
 
 from config import Settings
+from data_pipeline.qa.column_roles import roles_by_table, table_roles
 from data_pipeline.qa.documents import load_table_documents
+from data_pipeline.qa.templates import table_candidates
 from data_pipeline.schema.names import parse_table_name
 from data_pipeline.schema.secret_columns import ColumnMask
 from data_pipeline.schema.tools import table_document
@@ -101,3 +103,16 @@ def test_uploaded_documents_lose_secret_values_before_prompts_and_vectors(tmp_pa
     [documentation] = [d for d in documents.documents if d.collection == "documentation"]
     _assert_no_secret(documentation.text)
     assert "password_hash (text) - 密码摘要" in documentation.text and "包含取值：active、locked" in documentation.text
+
+
+def test_columns_of_the_configured_mask_are_never_grouped_by(tmp_path):
+    """A table with no name column groups by a short text column; never by one the operator masked."""
+    (tmp_path / "app_order.ddl").write_text(
+        "create table public.app_order (\n  id integer primary key,\n  contact_phone varchar(20),\n"
+        "  amount numeric(10,2),\n  order_date date\n);\n", encoding="utf-8")
+    tables = [parse_table_name("app_order")]
+    [plain], _ = load_table_documents(tmp_path, tables)
+    assert [c.name for c in table_roles(plain).codes] == ["contact_phone"]   # the fallback, unmasked
+    [masked], _ = load_table_documents(tmp_path, tables, ColumnMask(("phone",)))
+    assert not any("contact_phone" in c.sql for c in table_candidates(masked, {masked.key: masked},
+                                                                       roles_by_table([masked])))
