@@ -20,6 +20,7 @@ from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
+from data_pipeline.api.guards import SAFE_METHODS
 from data_pipeline.errors import UnsupportedMediaTypeError, ValidationError
 
 
@@ -175,7 +176,7 @@ def endpoint(blueprint: Blueprint, rule: str, *, methods: list[str], summary: st
         @functools.wraps(view)
         def handle(**path_values):
             kwargs = dict(path_values)
-            if not multipart and request.method not in ("GET", "HEAD", "OPTIONS"):
+            if not multipart and request.method not in SAFE_METHODS:
                 require_json_content_type()
             if body is not None:
                 kwargs["body"] = parse_json_body(body)

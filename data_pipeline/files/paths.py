@@ -34,6 +34,12 @@ def invalid_path(name: object, reason: str) -> ValidationError:
 
 def check_relative_name(name: object) -> list[str]:
     """The path segments of a safe relative name; ValidationError(INVALID_FILE_PATH) otherwise."""
+    _checked_variants(name)
+    return name.split("/")
+
+
+def _checked_variants(name: object) -> list[str]:
+    """Every decoding of `name`, each checked to be a plain relative path."""
     if not isinstance(name, str) or not name:
         raise invalid_path(name, "文件名为空")
     if len(name) > MAX_NAME_LENGTH:
@@ -48,7 +54,7 @@ def check_relative_name(name: object) -> list[str]:
         raise invalid_path(name, "编码层数过多")
     for variant in variants:
         _check_variant(name, variant)
-    return name.split("/")
+    return variants
 
 
 def _decodings(name: str, text: str) -> list[str]:
@@ -77,8 +83,9 @@ def _check_variant(name: str, variant: str) -> None:
 
 
 def check_file_name(name: object) -> str:
-    """A name for a file directly in a task directory (an upload's): one segment, by the rule above."""
-    if len(check_relative_name(name)) != 1:
+    """A name for a file directly in a task directory (an upload's): by the rule above, and one
+    segment in every decoding (`x／y`, `x%2Fy` included)."""
+    if any("/" in variant for variant in _checked_variants(name)):
         raise invalid_path(name, "文件名不能包含路径")
     return name
 

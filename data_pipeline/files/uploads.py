@@ -29,7 +29,9 @@ UPLOAD_EXTENSIONS = (".ddl", ".md", ".json", ".sql", ".txt", ".csv")
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # Files the service itself owns: an upload may not replace them.
 RESERVED_NAMES = {TASK_CONFIG_FILE, TASK_RESULT_FILE, TASK_LOG_FILE, *(f"{s}_result.json" for s in STEP_NAMES)}
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|%]")
+# On top of the shared name rule (files.paths.check_file_name: no path, control character or
+# backslash in any decoding): what other systems reserve in a name, and "%".
+_UNSAFE_NAME = re.compile(r"[:*?\"<>|%]")
 
 
 def invalid_file(details: str, param: str = "file") -> ValidationError:

@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from data_pipeline.errors import StepFailed
 from data_pipeline.qa.column_roles import is_bookkeeping
 from data_pipeline.qa.dedupe import normalize
 from data_pipeline.qa.documents import TableDoc, discover_tables, load_table_documents
 from data_pipeline.qa.sql_shape import LEVELS, shape
 from data_pipeline.tasks.directory import write_json_atomic, write_text_atomic
-from data_pipeline.validation.pair_file import find_pair_file
+from data_pipeline.validation.pair_file import find_pair_file, load_pairs
 
 REPORT_JSON = "quality_report.json"
 REPORT_MD = "quality_report.md"
@@ -140,11 +141,12 @@ def _read_json(path: Path):
 
 
 def _read_pairs(path: Path) -> list[dict]:
-    data = _read_json(path)
-    if not isinstance(data, list):
+    """The pairs as sql_validation reads them (an entry that is not an object is an empty pair);
+    none when the file cannot be read: the report never fails its step."""
+    try:
+        return load_pairs(path)
+    except StepFailed:
         return []
-    return [{"question": str(p.get("question") or ""), "sql": str(p.get("sql") or "")}
-            for p in data if isinstance(p, dict)]
 
 
 def _validation(task_dir: Path, pair_path: Path | None) -> dict:

@@ -8,20 +8,20 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from config import Settings
+from data_pipeline.tasks.statuses import ACTIVE_TASK_STATUSES
+from tests.support import envelope, in_process
 
 TASKS = "/api/v0/data_pipeline/tasks"
+# Not ended yet: pending, or with a run waiting (queued, behind DATA_PIPELINE_MAX_RUNNING) or under way.
+UNFINISHED = frozenset({"pending", *(str(status) for status in ACTIVE_TASK_STATUSES)})
 TABLES = "/api/v0/database/tables"
 TABLE_DDL = "/api/v0/database/table/ddl"
 
 
 def build_app(embedded_pg_dir: Path, root: Path, **overrides):
-    from data_pipeline.api import create_app
-
+    """tests/support/in_process.build_app, its root created first."""
     root.mkdir(parents=True, exist_ok=True)
-    settings = Settings(embedded_pg_dir=embedded_pg_dir, training_data_dir=root / "training_data",
-                        log_dir=root / "logs", **overrides).validated()
-    return create_app(settings, configure_logging=False)
+    return in_process.build_app(embedded_pg_dir, root, **overrides)
 
 
 def socket_dir(url: str) -> str:
@@ -30,16 +30,15 @@ def socket_dir(url: str) -> str:
 
 
 def error_of(response, status: int, code: str) -> dict:
-    body = response.get_json()
-    assert response.status_code == status and body["error"]["error_code"] == code, response.get_data(as_text=True)
-    return body["error"]
+    """The `error` block of tests/support/envelope.error_of's checked envelope."""
+    return envelope.error_of(response, status, code)["error"]
 
 
 def wait_for_task(client, task_id: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         task = client.get(f"{TASKS}/{task_id}").get_json()["data"]
-        if task["status"] not in ("pending", "in_progress"):
+        if task["status"] not in UNFINISHED:
             return task
         time.sleep(0.2)
     raise AssertionError(f"task {task_id} still running after {timeout} s")
