@@ -9,7 +9,7 @@ Databases
   by the session: give each task your own id.
 - `debian_schema_db("zabbix")` and friends: real schemas loaded once per session; read only.
 
-The service in-process (tests/support/in_process.py): use these unless a process boundary is the point
+The service in-process (tests/support/in_process.py), unless a process boundary is the point
 - `web_app` / `client`: `create_app(Settings(...))` on the embedded store and its `test_client()`.
 - `store_app` / `store_client`: the same on each store in turn (params "embedded", "local"), for
   the store's answers; input validation needs only `client` (it runs once).
@@ -17,8 +17,12 @@ The service in-process (tests/support/in_process.py): use these unless a process
 
 The service as a process (tests/support/api_server.py): executors, restarts, signals, browsers
 - `embedded_api`: one `python unified_api.py` for the session, executors loading the controlled
-  steps (tests/support/controlled_steps.py); `keyed_api`: the same, requiring an API key. Helpers: tests/support/envelope.py (`error_of`,
-  `data_of`), tests/support/waiting.py (`wait_until`, never a fixed sleep), tests/support/task_runs.py.
+  steps (tests/support/controlled_steps.py); `keyed_api`: the same, requiring an API key.
+
+Helpers: tests/support/envelope.py (`error_of`, `data_of` for either kind of response),
+tests/support/waiting.py (`wait_until`: wait on a condition, never a fixed sleep),
+tests/support/task_runs.py (`make_task`, `write_control`; a step under `{"hold": "release"}` runs
+until the test calls `release(api, task_id)`).
 """
 from __future__ import annotations
 
