@@ -337,6 +337,9 @@ def load_table_documents(task_dir: Path, tables: list[TableName],
         for column in doc.columns:
             if mask.hides(column.name, column.type):
                 column.samples, column.enum_values, column.secret = [], [], True
+        if doc.md_text:  # the text the LLM's pair prompt quotes: the same values withheld
+            from data_pipeline.vector.documents import withhold_secret_values
+            doc.md_text = withhold_secret_values(doc.md_text, mask)
         # The list is the authority on which table this is (a file may omit the schema).
         doc.table = table
         docs.append(doc)

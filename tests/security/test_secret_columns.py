@@ -98,6 +98,8 @@ def test_uploaded_documents_lose_secret_values_before_prompts_and_vectors(tmp_pa
     columns = {column.name: column for column in doc.columns}
     assert columns["password_hash"].samples == [] and columns["salt"].enum_values == []
     assert columns["status"].samples == ["active", "locked"]
+    _assert_no_secret(doc.md_text)    # what the LLM's pair prompt quotes
+    assert "status (text) - 状态 [示例: active, locked]" in doc.md_text
 
     documents = collect(tmp_path, "task_20250101_000000", "hash")
     [documentation] = [d for d in documents.documents if d.collection == "documentation"]
