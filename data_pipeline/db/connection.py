@@ -116,6 +116,11 @@ def mask_url(url: str | None) -> str | None:
 
 
 def database_name(url: str) -> str:
+    """The database libpq connects to (`?dbname=` wins over the path, as libpq reads it)."""
+    try:
+        return str(conninfo_to_dict(url).get("dbname") or "")
+    except psycopg.Error:
+        pass  # not a URL libpq reads: what it names, for a message
     parts = urlsplit(url)
     name = unquote(parts.path.lstrip("/"))
     if not name:

@@ -291,3 +291,11 @@ def test_malformed_urls_are_refused(embedded_app, url):
     for path, body in ((TABLES, {}), (TABLE_DDL, {"table": "shop"}), (TASKS, {})):
         error = error_of(client.post(path, json={**body, "db_connection": url}), 400, "INVALID_DB_CONNECTION")
         assert error["invalid_params"] == ["db_connection"]
+
+
+def test_the_database_name_shown_is_the_one_libpq_connects_to():
+    from data_pipeline.db.connection import database_name
+
+    assert database_name("postgresql://u@h/shown?dbname=reached") == "reached"
+    assert database_name("postgresql:///highway_db?host=/tmp") == "highway_db"
+    assert database_name("postgresql://u@h?dbname=only_query") == "only_query"
