@@ -48,6 +48,7 @@ class Target:
     database: str
     unresolved: tuple[str, ...] = ()  # host names that did not resolve
     pinned: tuple[str, ...] = ()      # per host: the checked IP to connect to ("" for sockets and literals)
+    addresses: tuple[tuple[str, ...], ...] = ()  # per host: the IPs it resolved to (empty for sockets)
 
 
 def _socket_dir(path: str) -> str:
@@ -67,11 +68,12 @@ def resolve(url: str) -> Target:
     params = conninfo_to_dict(url)
     hosts = (params.get("host") or "").split(",")
     ports = (params.get("port") or "").split(",")
-    endpoints, unresolved, pinned = [], [], []
+    endpoints, unresolved, pinned, resolved = [], [], [], []
     for index, host in enumerate(hosts):
         raw_port = (ports[index] if len(ports) == len(hosts) else ports[0]).strip()
         port = int(raw_port) if raw_port.isdigit() else DEFAULT_PORT
         host = host.strip()
+        addresses = []
         if not host:
             endpoints += [Endpoint("unix", _socket_dir(d), port) for d in DEFAULT_SOCKET_DIRS]
             pinned.append("")
@@ -84,8 +86,9 @@ def resolve(url: str) -> Target:
                 unresolved.append(host)
             endpoints += [Endpoint("tcp", address, port) for address in addresses]
             pinned.append(addresses[0] if addresses and not _is_ip(host) else "")
+        resolved.append(tuple(addresses))
     database = params.get("dbname") or params.get("user") or ""
-    return Target(tuple(hosts), tuple(endpoints), database, tuple(unresolved), tuple(pinned))
+    return Target(tuple(hosts), tuple(endpoints), database, tuple(unresolved), tuple(pinned), tuple(resolved))
 
 
 def _addresses(host: str, port: int) -> list[str]:
@@ -226,20 +229,21 @@ class AllowedHosts:
                 self.names.add(entry.lower().rstrip("."))
 
     def refused_hosts(self, target: Target) -> list[str]:
+        """The hosts of `target` outside the list, judged by the addresses `resolve` found (and
+        pinned): a second lookup could answer otherwise (DNS rebinding)."""
         refused = []
-        for host in target.hosts:
+        for host, addresses in zip(target.hosts, target.addresses):
             host = host.strip()
-            if not self._allows(host):
+            if not self._allows(host, addresses):
                 refused.append(host or "(默认本地套接字)")
         return refused
 
-    def _allows(self, host: str) -> bool:
+    def _allows(self, host: str, addresses: tuple[str, ...]) -> bool:
         if not host:
             return any(_socket_dir(d) in self.socket_dirs for d in DEFAULT_SOCKET_DIRS)
         if host.startswith(("/", "@")):
             return _socket_dir(host) in self.socket_dirs
         if host.lower().rstrip(".") in self.names:
             return True
-        addresses = [host.strip("[]")] if _is_ip(host.strip("[]")) else _addresses(host, DEFAULT_PORT)
         return bool(addresses) and all(
             any(ipaddress.ip_address(a) in network for network in self.networks) for a in addresses)

@@ -170,6 +170,20 @@ def test_allowed_db_hosts_refuses_others_before_connecting(embedded_pg_dir, tmp_
     assert allowed.post(TABLES, json={"db_connection": business_db}).status_code == 200
 
 
+def test_allowed_db_hosts_judges_the_addresses_the_connection_is_pinned_to():
+    """A name is checked by what `resolve` found and pinned, not by a second lookup that a
+    rebinding DNS server could answer with an allowed address."""
+    from data_pipeline.db.policy import AllowedHosts, Endpoint, Target
+
+    allowed = AllowedHosts(("127.0.0.0/8", "::1/128"))
+    assert allowed.refused_hosts(Target(("localhost",), (Endpoint("tcp", "127.0.0.1", 5432),), "db",
+                                        pinned=("127.0.0.1",), addresses=(("127.0.0.1",),))) == []
+    # "localhost" would resolve to an allowed address now; it was pinned to 10.0.0.5.
+    rebound = Target(("localhost",), (Endpoint("tcp", "10.0.0.5", 5432),), "db", pinned=("10.0.0.5",),
+                     addresses=(("10.0.0.5",),))
+    assert allowed.refused_hosts(rebound) == ["localhost"]
+
+
 # ---- item 2: the URL's parameters -------------------------------------------------------------------
 
 @pytest.mark.parametrize("query, name", [
