@@ -21,6 +21,7 @@ from data_pipeline.qa.quality import write_quality_report
 from data_pipeline.steps.context import StepContext
 from data_pipeline.validation.execution import ExecutionLimits
 from data_pipeline.validation.explain_validator import SQLValidator
+from data_pipeline.validation.outcome import ErrorClass
 from data_pipeline.validation.pair_file import PairChange, find_pair_file, load_pairs, rewrite_pairs
 from data_pipeline.validation.repair import SQLRepairer
 from data_pipeline.validation.reports import PairReport, RunTotals, write_reports
@@ -59,8 +60,8 @@ def run(ctx: StepContext) -> dict:
     totals.duration = time.perf_counter() - started
     result = write_reports(ctx.task_dir, timestamp, reports, totals)
     result["execution_check"] = {"enabled": execute, "executed": sum(1 for r in reports if r.final.executed),
-                                 "failed": sum(1 for r in reports if r.first.error_class == "execution_error"),
-                                 "empty_results": sum(1 for r in reports if r.first.error_class == "empty_result")}
+                                 "failed": sum(1 for r in reports if r.first.error_class == ErrorClass.EXECUTION),
+                                 "empty_results": sum(1 for r in reports if r.first.error_class == ErrorClass.EMPTY_RESULT)}
     if ctx.llm is not None:
         result["llm_fallbacks"] = llm_fallbacks
     write_quality_report(ctx.task_dir, settings, llm_fallbacks=_generation_fallbacks(ctx) + llm_fallbacks)

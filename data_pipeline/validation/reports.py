@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from data_pipeline.validation.outcome import ValidationOutcome
+from data_pipeline.validation.outcome import ErrorClass, ValidationOutcome
 from data_pipeline.tasks.directory import write_json_atomic, write_text_atomic
 
 
@@ -35,7 +35,7 @@ class PairReport:
             "retries": self.first.retries,
             # the execution check (quality_report.json counts these)
             "explain_valid": self.first.explain_valid, "executed": self.final.executed,
-            "row_count": self.final.row_count, "empty_result": self.first.error_class == "empty_result",
+            "row_count": self.final.row_count, "empty_result": self.first.error_class == ErrorClass.EMPTY_RESULT,
             "removed": self.removed,
         }
         if self.repaired:
