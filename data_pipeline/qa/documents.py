@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_pipeline.schema.names import TableName, parse_table_name, quote_if_needed
+from data_pipeline.qa.identifier_text import identifier_list, read_identifier, split_identifier_path
 from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 
 _CREATE_TABLE = re.compile(r"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?(.+?)\s*\(\s*$", re.IGNORECASE)
@@ -27,6 +28,7 @@ _CONSTRAINT_WORDS = re.compile(r"\s+(not\s+null|null|default|primary\s+key|refer
 _MD_TITLE = re.compile(r"^##\s+(.+?)[（(](.*)[）)]\s*$")
 _MD_FLAGS = {"主键", "外键", "非空"}
 _SAMPLE_PREFIX = "[示例:"
+_ENUM_MARKER = "为枚举字段"
 # qa_generation's own `metadata_detail.md` is not a table document.
 METADATA_STEM = "metadata"
 
@@ -166,7 +168,7 @@ def _read_body_line(doc: TableDoc, raw: str) -> None:
     comment = comment.rstrip(",").strip()
     lowered = code.lower()
     if lowered.startswith("primary key"):
-        doc.primary_key = tuple(_identifier_list(code[code.index("(") + 1:code.rindex(")")]))
+        doc.primary_key = tuple(identifier_list(code[code.index("(") + 1:code.rindex(")")]))
         return
     fk = _FOREIGN_KEY.match(code)
     if fk:
@@ -174,7 +176,7 @@ def _read_body_line(doc: TableDoc, raw: str) -> None:
         return
     if lowered.startswith(("unique", "constraint", "check", "exclude")):
         return
-    name, rest = _read_identifier(code)
+    name, rest = read_identifier(code)
     column = Column(name=name, comment=comment)
     constraint = _CONSTRAINT_WORDS.search(" " + rest)
     column.type = (rest[:constraint.start()] if constraint else rest).strip()
@@ -239,7 +241,7 @@ def title_name(doc: TableDoc) -> str:
 
 
 def _md_field(text: str) -> Column:
-    name, rest = _read_identifier(text)
+    name, rest = read_identifier(text)
     rest = rest.strip()
     column_type = ""
     if rest.startswith("("):
@@ -272,9 +274,9 @@ def _md_field(text: str) -> Column:
 def _md_note(doc: TableDoc, text: str) -> None:
     if text.startswith("复合主键"):
         inside = re.sub(r"^复合主键\s*[:：]\s*", "", text).strip().strip("()（）")
-        doc.primary_key = tuple(_identifier_list(inside))
+        doc.primary_key = tuple(identifier_list(inside))
         return
-    name, rest = _read_identifier(text)
+    name, rest = read_identifier(text)
     rest = rest.strip()
     column = doc.column(name)
     if rest == "为主键":
@@ -286,7 +288,7 @@ def _md_note(doc: TableDoc, text: str) -> None:
             schema = path[-3] if len(path) >= 3 else None
             doc.foreign_keys.append(ForeignKey((name,), TableName(schema, path[-2]), (path[-1],)))
             column.foreign_key = True
-    elif rest.startswith("为枚举字段") and column is not None:
+    elif rest.startswith(_ENUM_MARKER) and column is not None:
         values = re.split(r"[:：]", rest, maxsplit=1)[-1]
         column.enum_values = [value.strip() for value in values.split("、") if value.strip()]
 
@@ -320,6 +322,28 @@ def merge(ddl: TableDoc | None, md: TableDoc | None) -> TableDoc:
     return ddl
 
 
+def withhold_secret_values(md_text: str, mask: ColumnMask) -> str:
+    """A `_detail.md` text without the sample and enum values of the columns `mask` hides."""
+    lines = md_text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        body = line.strip()
+        if not body.startswith("- "):
+            continue
+        path = split_identifier_path(body[2:])
+        rest = body[2:].split(")", 1)[0] if "(" in body else ""
+        data_type = rest.split("(", 1)[1] if "(" in rest else None
+        if not path or not mask.hides(path[0], data_type):
+            continue
+        ending = line[len(line.rstrip("\r\n")):]
+        indent = line[:len(line) - len(line.lstrip())]
+        if _SAMPLE_PREFIX in body and body.endswith("]"):
+            body = body[:body.rfind(_SAMPLE_PREFIX)].rstrip()
+        if _ENUM_MARKER in body:
+            body = body[:body.index(_ENUM_MARKER) + len(_ENUM_MARKER)]
+        lines[index] = indent + body + ending
+    return "".join(lines)
+
+
 def load_table_documents(task_dir: Path, tables: list[TableName],
                          mask: ColumnMask = BUILTIN_MASK) -> tuple[list[TableDoc], list[str]]:
     """The documented tables among `tables` (in order), and the names of those with neither file.
@@ -338,7 +362,6 @@ def load_table_documents(task_dir: Path, tables: list[TableName],
             if mask.hides(column.name, column.type):
                 column.samples, column.enum_values, column.secret = [], [], True
         if doc.md_text:  # the text the LLM's pair prompt quotes: the same values withheld
-            from data_pipeline.vector.documents import withhold_secret_values
             doc.md_text = withhold_secret_values(doc.md_text, mask)
         # The list is the authority on which table this is (a file may omit the schema).
         doc.table = table
@@ -394,54 +417,10 @@ def _split_comment(line: str) -> tuple[str, str]:
     return line, ""
 
 
-def _read_identifier(text: str) -> tuple[str, str]:
-    """The leading identifier (plain or double-quoted) and the rest of `text`."""
-    text = text.lstrip()
-    if text.startswith('"'):
-        position, chars = 1, []
-        while position < len(text):
-            char = text[position]
-            if char == '"':
-                if text[position + 1:position + 2] == '"':
-                    chars.append('"')
-                    position += 2
-                    continue
-                return "".join(chars), text[position + 1:]
-            chars.append(char)
-            position += 1
-        return "".join(chars), ""
-    match = re.match(r"[^\s(),.;，]+", text)
-    word = match.group(0) if match else ""
-    return word.lower() if word.isascii() else word, text[len(word):]
-
-
-def split_identifier_path(text: str) -> list[str]:
-    """`a.b."C.d"` -> ["a", "b", "C.d"]."""
-    parts, rest = [], text.strip()
-    while rest:
-        name, rest = _read_identifier(rest)
-        parts.append(name)
-        rest = rest.strip()
-        if not rest.startswith("."):
-            break
-        rest = rest[1:]
-    return parts
-
-
-def _identifier_list(text: str) -> list[str]:
-    names, rest = [], text.strip()
-    while rest:
-        name, rest = _read_identifier(rest.replace("\u3001", ","))
-        if name:
-            names.append(name)
-        rest = rest.strip().lstrip(",，").strip()
-    return names
-
-
 def _foreign_key(columns: str, target: str, target_columns: str) -> ForeignKey:
     path = split_identifier_path(target)
     table = TableName(path[-2] if len(path) > 1 else None, path[-1])
-    return ForeignKey(tuple(_identifier_list(columns)), table, tuple(_identifier_list(target_columns)))
+    return ForeignKey(tuple(identifier_list(columns)), table, tuple(identifier_list(target_columns)))
 
 
 def _qualified(table: TableName) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_pipeline.errors import StepFailed
-from data_pipeline.qa.documents import split_identifier_path
+from data_pipeline.qa.documents import withhold_secret_values
 from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 from data_pipeline.schema.types_file import TYPES_FILE
 from data_pipeline.tasks.directory import pair_files
@@ -36,8 +36,6 @@ _IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\s(."]+)'
 _DDL_TABLE = re.compile(rf"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?({_IDENTIFIER}(?:\.{_IDENTIFIER})?)",
                         re.IGNORECASE | re.MULTILINE)
 _MD_TITLE = re.compile(r"^##\s+([^（\n]+?)\s*(?:（.*)?$", re.MULTILINE)  # `## <name>（<中文名>）`
-_MD_SAMPLES = "[示例:"
-_MD_ENUM = "为枚举字段"
 
 
 @dataclass(frozen=True)
@@ -133,28 +131,6 @@ def _file_document(collection: str, task_id: str, path: Path, text: str, title: 
     if match:
         metadata["table"] = match.group(1).strip()
     return TrainingDocument(collection, doc_id, text, metadata)
-
-
-def withhold_secret_values(md_text: str, mask: ColumnMask) -> str:
-    """A `_detail.md` text without the sample and enum values of the columns `mask` hides."""
-    lines = md_text.splitlines(keepends=True)
-    for index, line in enumerate(lines):
-        body = line.strip()
-        if not body.startswith("- "):
-            continue
-        path = split_identifier_path(body[2:])
-        rest = body[2:].split(")", 1)[0] if "(" in body else ""
-        data_type = rest.split("(", 1)[1] if "(" in rest else None
-        if not path or not mask.hides(path[0], data_type):
-            continue
-        ending = line[len(line.rstrip("\r\n")):]
-        indent = line[:len(line) - len(line.lstrip())]
-        if _MD_SAMPLES in body and body.endswith("]"):
-            body = body[:body.rfind(_MD_SAMPLES)].rstrip()
-        if _MD_ENUM in body:
-            body = body[:body.index(_MD_ENUM) + len(_MD_ENUM)]
-        lines[index] = indent + body + ending
-    return "".join(lines)
 
 
 def _read_text(path: Path) -> str:
