@@ -25,7 +25,7 @@ from data_pipeline.errors import StepFailed
 from data_pipeline.qa.documents import withhold_secret_values
 from data_pipeline.schema.secret_columns import BUILTIN_MASK, ColumnMask
 from data_pipeline.schema.types_file import TYPES_FILE
-from data_pipeline.tasks.directory import pair_files
+from data_pipeline.validation.pair_file import find_pair_file
 from data_pipeline.validation.statement_check import check_statement
 
 COLLECTIONS = ("sql", "ddl", "documentation")
@@ -95,8 +95,7 @@ def collect(task_dir: Path, task_id: str, embedding_model: str, mask: ColumnMask
         if text.strip():
             documents.append(_file_document("documentation", task_id, path, text, _MD_TITLE, base))
 
-    newest = pair_files(task_dir)
-    pair_path = newest[0] if newest else None
+    pair_path = find_pair_file(task_dir)
     skipped = duplicates = refused = 0
     if pair_path is not None:
         seen: set[str] = set()
