@@ -125,17 +125,22 @@ def script_errors(driver) -> list[str]:
             if entry["level"] == "SEVERE" and entry.get("source") != "network"]
 
 
+def open_create_form(browser, task_name: str) -> None:
+    """The create form opened and filled as the guide's example task, under `task_name`."""
+    find(browser, "#new-task-btn").click()
+    wait(browser, lambda d: visible(d, "#create-form"))
+    find(browser, "#f-task-name").send_keys(task_name)
+    find(browser, "#f-business-context").send_keys("高速公路服务区管理系统")
+    find(browser, "#f-db-name").send_keys("highway_db")
+
+
 def test_key_create_step_mode_live_progress_cancel_and_delete(browser, server, shots):
     open_console(browser, server)
     wait(browser, lambda d: visible(d, "#auth-banner"), message="a server with an API key must ask for it")
     sign_in(browser, server.api_key)
     wait(browser, lambda d: "共" in find(d, "#page-info").text)
 
-    find(browser, "#new-task-btn").click()
-    wait(browser, lambda d: visible(d, "#create-form"))
-    find(browser, "#f-task-name").send_keys("控制台单步任务")
-    find(browser, "#f-business-context").send_keys("高速公路服务区管理系统")
-    find(browser, "#f-db-name").send_keys("highway_db")
+    open_create_form(browser, "控制台单步任务")
     find(browser, "input[name=enable_llm_repair]").click()
     find(browser, "input[name=validate_by_execution]").click()
     find(browser, "#f-truncate").click()
@@ -193,11 +198,7 @@ def test_create_upload_execute_complete_and_open_pair_file(browser, server, shot
                    "GET /api/v0/data_pipeline/tasks/{}/files/{}", "POST /api/v0/data_pipeline/tasks/{}/logs/query")
     open_console(browser, server)
     sign_in(browser, server.api_key)
-    find(browser, "#new-task-btn").click()
-    wait(browser, lambda d: visible(d, "#create-form"))
-    find(browser, "#f-task-name").send_keys("高速公路数据处理")
-    find(browser, "#f-business-context").send_keys("高速公路服务区管理系统")
-    find(browser, "#f-db-name").send_keys("highway_db")
+    open_create_form(browser, "高速公路数据处理")
     find(browser, "#create-submit").click()
     wait(browser, lambda d: d.current_url.split("#")[-1].startswith("/tasks/task_"))
     task_id = browser.current_url.split("#/tasks/")[-1]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
 from pathlib import Path
 
 import psycopg
@@ -22,6 +20,7 @@ from data_pipeline.validation.explain_validator import SQLValidator
 from data_pipeline.validation.outcome import ErrorClass
 from data_pipeline.validation.statement_check import check_statement
 from tests.support.fake_llm import FakeLLMServer, Reply
+from tests.support.tcp_proxy import TcpProxy
 
 REFERENCE_PAIRS = "qs_highway_db_20250721_234914_pair.json"
 REFERENCE_TABLES = ["bss_car_day_count", "bss_business_day_data", "bss_company", "bss_section_route",
@@ -62,66 +61,6 @@ create table public.sale (
   -- foreign key (shop_id) references public.shop(id)
 );
 """
-
-
-class TcpProxy:
-    """A real TCP forwarder in front of PostgreSQL that a test can cut: dropping every open
-    connection (a network blip) or refusing all new ones too (the database is gone)."""
-
-    def __init__(self, host: str, port: int):
-        self.upstream = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def __enter__(self) -> "TcpProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop_listening()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.upstream)
-            with self._lock:
-                self._sockets += [client, upstream]
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def drop_connections(self) -> None:
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def stop_listening(self) -> None:
-        self._listener.close()
-        self.drop_connections()
 
 
 def make_context(task_dir: Path, db_url: str, *, llm: LLMClient | None = None, tables=(), settings=None,

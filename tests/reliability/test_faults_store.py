@@ -73,13 +73,19 @@ def readable(server, task_id: str) -> bool:
         return False
 
 
-def test_restart_while_a_step_works(store_server):
-    server = store_server
+def run_held_in_ddl_generation(server) -> str:
+    """A task executing, its ddl_generation step held until the test releases it."""
     task_id = new_task(server, tables=["bss_company"])
     control(server, task_id, {"ddl_generation": {"hold": "release", "write": ["{stem}.ddl", "{stem}_detail.md"]},
                               **QUICK})
     assert server.execute(task_id).status_code == 202
     wait_until(lambda: server.task(task_id)["step_status"]["ddl_generation"] == "running", what="step running")
+    return task_id
+
+
+def test_restart_while_a_step_works(store_server):
+    server = store_server
+    task_id = run_held_in_ddl_generation(server)
 
     server.store.stop()
     try:
@@ -97,11 +103,7 @@ def test_restart_while_a_step_works(store_server):
 def test_store_away_when_the_step_finishes(store_server):
     """The step's outcome arrives while the store is down: it is written once the store is back."""
     server = store_server
-    task_id = new_task(server, tables=["bss_company"])
-    control(server, task_id, {"ddl_generation": {"hold": "release", "write": ["{stem}.ddl", "{stem}_detail.md"]},
-                              **QUICK})
-    assert server.execute(task_id).status_code == 202
-    wait_until(lambda: server.task(task_id)["step_status"]["ddl_generation"] == "running", what="step running")
+    task_id = run_held_in_ddl_generation(server)
 
     server.store.stop()
     try:

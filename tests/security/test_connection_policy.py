@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ import pytest
 from data_pipeline.errors import DatabaseError
 from tests.conftest import DatabaseFactory
 from tests.support.api_server import free_port
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.security_apps import TABLE_DDL, TABLES, TASKS, SilentServer, build_app, error_of, socket_dir
 
 
@@ -80,48 +80,15 @@ def test_the_embedded_store_is_refused_in_every_form(embedded_app, embedded_pg_d
         error_of(client.post(TASKS, json={"db_connection": url}), 403, "CONNECTION_NOT_ALLOWED")
 
 
-class Forwarder:
-    """A local TCP port that forwards to a unix socket: a way to the store no address check can see."""
-
-    def __init__(self, socket_path: str):
-        self.socket_path = socket_path
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX)
-            upstream.connect(self.socket_path)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source, target):
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            target.close()
-
-
 def test_the_store_reached_through_a_forwarded_port_is_refused(embedded_app, embedded_pg_dir, demo_db_url):
-    forwarder = Forwarder(f"{socket_dir(store_url_of(embedded_pg_dir))}/.s.PGSQL.5432")
     client = embedded_app.test_client()
-    via_proxy = f"postgresql://postgres@127.0.0.1:{forwarder.port}"
-    error_of(client.post(TABLE_DDL, json={"table": "public.dp_tasks", "db_connection": f"{via_proxy}/data_pipeline"}),
-             403, "CONNECTION_NOT_ALLOWED")
-    # The same way to the demo database is an ordinary business connection.
-    assert client.post(TABLES, json={"db_connection": f"{via_proxy}/highway_db"}).status_code == 200
-    forwarder.sock.close()
+    with TcpProxy(f"{socket_dir(store_url_of(embedded_pg_dir))}/.s.PGSQL.5432") as forwarder:
+        via_proxy = f"postgresql://postgres@127.0.0.1:{forwarder.port}"
+        error_of(client.post(TABLE_DDL, json={"table": "public.dp_tasks",
+                                              "db_connection": f"{via_proxy}/data_pipeline"}),
+                 403, "CONNECTION_NOT_ALLOWED")
+        # The same way to the demo database is an ordinary business connection.
+        assert client.post(TABLES, json={"db_connection": f"{via_proxy}/highway_db"}).status_code == 200
 
 
 def test_the_demo_database_on_the_same_server_stays_reachable(embedded_app, demo_db_url):
