@@ -1,6 +1,6 @@
 """Benchmark of step 1 (ddl_generation) on a 200-table schema with one 10-million-row table.
 
-    /work/venv/bin/python bench/bench_ddl_generation.py [--rebuild] [--skip-llm] [--concurrency N]
+    .venv/bin/python bench/bench_ddl_generation.py [--rebuild] [--skip-llm] [--concurrency N]
 
 The database `dp_bench_ddl` on 127.0.0.1:5432 (or BENCH_PG_ADMIN_URL's server) is built once
 (about a minute) and reused while its version marker matches. Figures printed:

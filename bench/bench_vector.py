@@ -7,7 +7,7 @@
    each in a fresh subprocess: rows per second, and the highest resident memory sampled during the
    operation above the process's resident memory before it (it must not grow with the table).
 
-    /work/venv/bin/python bench/bench_vector.py [--pairs 20000] [--rows 20000 100000]
+    .venv/bin/python bench/bench_vector.py [--pairs 20000] [--rows 20000 100000]
 """
 from __future__ import annotations
 
