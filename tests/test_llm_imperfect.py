@@ -81,7 +81,8 @@ def fake_llm():
 def llm_api(embedded_pg_dir, tmp_path_factory, fake_llm):
     root = tmp_path_factory.mktemp("api-imperfect-llm")
     env = {"DATA_PIPELINE_TRAINING_DATA_DIR": str(root / "training_data"), "DATA_PIPELINE_LOG_DIR": str(root / "logs"),
-           "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir), "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
+           "DATA_PIPELINE_EMBEDDED_PG_DIR": str(embedded_pg_dir), "DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING": "1",
+           "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
            "LLM_BASE_URL": fake_llm.base_url, "LLM_MODEL": "demo", "LLM_MAX_RETRIES": "0", "LLM_CONCURRENCY": "4",
            "LLM_MAX_OUTPUT_TOKENS": str(MAX_OUTPUT_TOKENS), "DATA_PIPELINE_QA_THEMES": "3",
            "DATA_PIPELINE_QA_PAIRS_PER_THEME": str(PAIRS_PER_THEME), "EMBEDDING_PROVIDER": "hash"}

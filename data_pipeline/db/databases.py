@@ -14,7 +14,7 @@ def store_url(settings: Settings) -> str:
         return _normalise(settings.db_url)
     from data_pipeline.db import embedded_pg
 
-    return embedded_pg.store_url(settings.embedded_pg_dir)
+    return embedded_pg.store_url(settings.embedded_pg_dir, keep_running=settings.embedded_pg_keep_running)
 
 
 def default_business_url(settings: Settings) -> str:
@@ -23,7 +23,7 @@ def default_business_url(settings: Settings) -> str:
         return _normalise(settings.default_db_connection)
     from data_pipeline.db import embedded_pg
 
-    return embedded_pg.demo_url(settings.embedded_pg_dir)
+    return embedded_pg.demo_url(settings.embedded_pg_dir, keep_running=settings.embedded_pg_keep_running)
 
 
 def sqlalchemy_url(url: str) -> str:

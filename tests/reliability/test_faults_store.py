@@ -51,7 +51,9 @@ class EmbeddedStore:
 def store_server(tmp_path_factory):
     """A server with its own embedded PostgreSQL, so restarting it disturbs no other test."""
     pg_dir = Path(tempfile.mkdtemp(prefix="dp-rel-store-")) / "pg"
-    with running_server(tmp_path_factory.mktemp("rel-store"), pg_dir) as server:
+    # Its own server, which stops with its last process (the session's is kept running).
+    with running_server(tmp_path_factory.mktemp("rel-store"), pg_dir,
+                        DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING="0") as server:
         server.store = EmbeddedStore(pg_dir)
         yield server
         server.assert_nothing_left_running()

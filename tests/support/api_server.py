@@ -27,11 +27,13 @@ def own_directories_env(root: Path, embedded_pg_dir: Path | None = None, **extra
 
 def server_env(root: Path, embedded_pg_dir: Path, **extra: str) -> dict[str, str]:
     """Settings of a test server: its own directories under `root`, the session's embedded
-    PostgreSQL, executors loading the controlled test steps (the real steps where a task has no
-    control), quick heartbeats and cancels, and no LLM unless `extra` names one (whatever a `.env`
-    of the checkout says)."""
+    PostgreSQL (the session stops it; no process of the server does when it ends), executors
+    loading the controlled test steps (the real steps where a task has no control), quick
+    heartbeats and cancels, and no LLM unless `extra` names one (whatever a `.env` of the checkout
+    says)."""
     return {
         **own_directories_env(root, embedded_pg_dir),
+        "DATA_PIPELINE_EMBEDDED_PG_KEEP_RUNNING": "1",
         "DATA_PIPELINE_STEP_MODULES": "tests.support.controlled_steps",
         "DATA_PIPELINE_HEARTBEAT_SECONDS": "0.5",
         "DATA_PIPELINE_CANCEL_GRACE_SECONDS": "3",

@@ -18,12 +18,14 @@ TASKS = "/api/v0/data_pipeline/tasks"
 
 def build_app(embedded_pg_dir: Path, root: Path, **overrides) -> Flask:
     """An app with its own task directories and logs under `root`, its store on the embedded server
-    of `embedded_pg_dir` (or `db_url=`), and any other `Settings` field overridden. Logging is left
+    of `embedded_pg_dir` (or `db_url=`; the session stops that server, so no executor does), and any
+    other `Settings` field overridden. Logging is left
     alone: the test process's handlers are pytest's."""
     from data_pipeline.api import create_app
 
-    settings = Settings(embedded_pg_dir=embedded_pg_dir, training_data_dir=root / "training_data",
-                        log_dir=root / "logs", **overrides).validated()
+    fields = {"embedded_pg_dir": embedded_pg_dir, "embedded_pg_keep_running": True,
+              "training_data_dir": root / "training_data", "log_dir": root / "logs", **overrides}
+    settings = Settings(**fields).validated()
     return create_app(settings, configure_logging=False)
 
 
