@@ -43,6 +43,12 @@ REFERENCE_DIR = SHARED_DIR / "data" / "highway_db"
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+def pytest_configure(config):
+    # A response model that serialises a value of the wrong type answers with whatever pydantic
+    # guesses: fail the test that meets it instead of printing a warning at the end.
+    config.addinivalue_line("filterwarnings", "error:Pydantic serializer warnings:UserWarning")
+
+
 LOCAL_PG_ADMIN_URL = os.environ.get("DATA_PIPELINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

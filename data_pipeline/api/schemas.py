@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, List, Literal, Optional
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 
 from data_pipeline.api.endpoints import QueryParameters, RequestBody
 from data_pipeline.logs.query import DEFAULT_PAGE_SIZE, MAX_DEPTH, MAX_PAGE_SIZE, SORT_FIELDS
@@ -19,7 +19,9 @@ from data_pipeline.timeutil import parse_time
 # The names as plain strings: a refused value is answered with the choices 'pending', ... (an enum
 # member in a Literal would show as <TaskStatus.PENDING: 'pending'>).
 TaskStatusName = Literal[tuple(map(str, TaskStatus))]  # type: ignore[valid-type]
-TimeText = Annotated[str, Field(max_length=40, examples=["2025-06-01T00:00:00"]), AfterValidator(parse_time)]
+# Read as text, held as an aware datetime, given back (e.g. in `filters_applied`) as ISO 8601 text.
+TimeText = Annotated[str, Field(max_length=40, examples=["2025-06-01T00:00:00"]), AfterValidator(parse_time),
+                     PlainSerializer(lambda value: value.isoformat(), return_type=str)]
 SortColumn = Literal[SORTABLE_COLUMNS]  # type: ignore[valid-type]
 
 
