@@ -109,13 +109,11 @@ class RunQueue:
     def queue_position(self, execution_id: str) -> int | None:
         """1 for the next execution of its queue to start, 2 for the one after it, ...; None unless
         it is queued."""
+        mine = (select(executions.c.queue_seq, executions.c.run_queue)
+                .where(and_(executions.c.execution_id == execution_id,
+                            executions.c.status == ExecutionStatus.QUEUED)).subquery())
+        ahead = select(func.count()).select_from(executions.join(mine, and_(
+            executions.c.run_queue.is_not_distinct_from(mine.c.run_queue),
+            executions.c.queue_seq <= mine.c.queue_seq))).where(executions.c.status == ExecutionStatus.QUEUED)
         with self.reader.connect() as conn:
-            mine = conn.execute(select(executions.c.queue_seq, executions.c.run_queue).where(and_(
-                executions.c.execution_id == execution_id,
-                executions.c.status == ExecutionStatus.QUEUED))).first()
-            if mine is None:
-                return None
-            return conn.execute(select(func.count()).select_from(executions).where(and_(
-                executions.c.status == ExecutionStatus.QUEUED,
-                executions.c.run_queue.is_not_distinct_from(mine.run_queue),
-                executions.c.queue_seq <= mine.queue_seq))).scalar_one()
+            return conn.execute(ahead).scalar_one() or None  # 0: the execution is not queued
