@@ -34,16 +34,18 @@ _children: dict[int, subprocess.Popen] = {}
 _children_lock = threading.Lock()
 
 
-def executor_command(task_id: str, mode: str, step_name: str | None, backup: bool, truncate: bool,
-                     *, exit_with_parent: bool = False) -> list[str]:
-    command = [sys.executable, "-m", EXECUTOR_MODULE, "--task-id", task_id, "--execution-mode", mode]
+def executor_command(execution: Execution, *, exit_with_parent: bool = False) -> list[str]:
+    """The command line that runs `execution` (its mode, step and vector-table options)."""
+    options = execution.options or {}
+    command = [sys.executable, "-m", EXECUTOR_MODULE, "--task-id", execution.task_id,
+               "--execution-mode", execution.execution_mode]
     if exit_with_parent:
         command.append("--exit-with-parent")
-    if step_name:
-        command += ["--step-name", step_name]
-    if backup:
+    if execution.step_name:
+        command += ["--step-name", execution.step_name]
+    if options.get("backup_vector_tables"):
         command.append("--backup-vector-tables")
-    if truncate:
+    if options.get("truncate_vector_tables"):
         command.append("--truncate-vector-tables")
     return command
 

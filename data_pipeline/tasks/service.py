@@ -277,10 +277,7 @@ class TaskService:
     def _start_executor(self, execution: Execution) -> None:
         task_id, execution_id = execution.task_id, execution.execution_id
         directory = self.directory(task_id)
-        options = execution.options or {}
-        command = executor_processes.executor_command(
-            task_id, execution.execution_mode, execution.step_name, bool(options.get("backup_vector_tables")),
-            bool(options.get("truncate_vector_tables")))
+        command = executor_processes.executor_command(execution)
 
         def on_exit(returncode: int) -> None:
             self.settle_exit(execution_id, returncode)
@@ -290,12 +287,16 @@ class TaskService:
             directory.mkdir(parents=True, exist_ok=True)
             pid = executor_processes.spawn_executor(self.settings, directory, command, on_exit)
         except OSError as exc:
-            self.store.finish_execution(execution_id, ExecutionStatus.FAILED, error_code="EXECUTOR_NOT_STARTED",
-                                        error_message=f"无法启动执行器: {exc.strerror}")
-            logger.error("任务 %s 的执行器无法启动: %s", task_id, exc.strerror)
+            self.fail_unstarted(execution, exc)
             return
         self.store.record_executor(execution_id, pid, executor_processes.HOSTNAME)
         logger.info("任务 %s 开始执行 (%s), 执行器进程 %d", task_id, execution_id, pid)
+
+    def fail_unstarted(self, execution: Execution, exc: OSError) -> None:
+        """The executor of a started execution could not be started (the local executor or a worker)."""
+        self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED, error_code="EXECUTOR_NOT_STARTED",
+                                    error_message=f"无法启动执行器: {exc.strerror}")
+        logger.error("任务 %s 的执行器无法启动: %s", execution.task_id, exc.strerror)
 
     def cancel_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)
