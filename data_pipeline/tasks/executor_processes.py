@@ -80,9 +80,11 @@ def spawn_executor(settings: Settings, directory: Path, command: list[str],
 
 
 class ExecutorEnd(NamedTuple):
-    """How an executor that could not record its outcome ended: the task's error message and code."""
+    """How an executor that could not record its outcome ended: the task's error message and code,
+    and the process's exit code when it is known."""
     reason: str
     code: str
+    exit_code: int | None = None
 
 
 def describe_exit(returncode: int | None) -> ExecutorEnd:
@@ -93,9 +95,10 @@ def describe_exit(returncode: int | None) -> ExecutorEnd:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return ExecutorEnd(f"执行器进程意外退出 (executor exited unexpectedly, signal {name})", "EXECUTOR_KILLED")
+        return ExecutorEnd(f"执行器进程意外退出 (executor exited unexpectedly, signal {name})", "EXECUTOR_KILLED",
+                           returncode)
     return ExecutorEnd(f"执行器进程意外退出 (executor exited unexpectedly, exit code {returncode})",
-                       "EXECUTOR_CRASHED")
+                       "EXECUTOR_CRASHED", returncode)
 
 
 def _is_executor_process(pid: int, task_id: str) -> bool:

@@ -78,13 +78,13 @@ class TaskService:
                 or execution.status is not ExecutionStatus.RUNNING:
             return False
         end = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
-        return end is not None and self._settle(execution, end, None)
+        return end is not None and self._settle(execution, end)
 
-    def _settle(self, execution: Execution, end: executor_processes.ExecutorEnd, exit_code: int | None) -> bool:
+    def _settle(self, execution: Execution, end: executor_processes.ExecutorEnd) -> bool:
         task = self.store.get_task(execution.task_id)
         running_step = task.running_step_name(execution.execution_id) if task else None
         if not self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED, error_message=end.reason,
-                                           error_code=end.code, exit_code=exit_code):
+                                           error_code=end.code, exit_code=end.exit_code):
             return False
         logger.warning("任务 %s 的执行 %s 已结束: %s", execution.task_id, execution.execution_id, end.reason)
         self._note_in_task_log(execution.task_id, "ERROR", end.reason, running_step)
@@ -103,7 +103,7 @@ class TaskService:
         settled = 0
         for execution in self.store.running_executions():
             end = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
-            if end and self._settle(execution, end, None):
+            if end and self._settle(execution, end):
                 settled += 1
         return settled
 
@@ -248,7 +248,7 @@ class TaskService:
         """An executor this process started has exited: if it recorded no outcome, settle it failed."""
         ended = self.store.get_execution(execution_id)
         if ended and ended.status is ExecutionStatus.RUNNING:
-            self._settle(ended, executor_processes.describe_exit(returncode), returncode)
+            self._settle(ended, executor_processes.describe_exit(returncode))
 
     def _submit(self, execution_id: str) -> None:
         """Hand a queued execution to the executor: a Celery message, or the local run queue."""
