@@ -166,6 +166,24 @@ def test_an_unreachable_broker_fails_the_execute_with_503(make_app):
     assert client.post(f"{TASKS}/{task_id}/execute", json={}).status_code == 503, "a failed task may be retried"
 
 
+def test_a_run_whose_task_directory_cannot_be_made_fails_at_once(make_app):
+    """Not after the heartbeat timeout as a lost worker: the worker could not start the executor."""
+    from data_pipeline.workers.worker import run_execution
+
+    app = make_app()
+    service = app.extensions["data_pipeline"].tasks
+    task_id = create_task(app.test_client(), task_name="no directory")
+    execution_id = service.store.enqueue_execution(task_id, execution_id_base=f"{task_id}_complete_exec",
+                                                   mode="complete", step_name=None, options={})
+    directory = service.directory(task_id)
+    directory.rename(directory.with_name(f"{task_id}.moved"))
+    directory.write_text("a file where the task directory goes", encoding="utf-8")
+    assert run_execution(service, execution_id, "gamma@test-host") == "failed"
+    execution = service.store.get_execution(execution_id)
+    assert (execution.status, execution.error_code) == ("failed", "EXECUTOR_NOT_STARTED"), execution
+    assert get_task(app.test_client(), task_id)["error_code"] == "EXECUTOR_NOT_STARTED"
+
+
 def test_kill_minus_nine_of_a_whole_worker(cluster):
     """Last in the module: it loses a worker (the other one takes the re-execute)."""
     api = cluster

@@ -36,9 +36,9 @@ def run_execution(service: TaskService, execution_id: str, worker: str) -> str:
         logger.info("执行 %s 不在队列中 (已取消、已删除或已执行)，忽略该消息", execution_id)
         return "ignored"
     directory = service.directory(execution.task_id)
-    directory.mkdir(parents=True, exist_ok=True)
     command = executor_processes.executor_command(execution, exit_with_parent=True)
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         process = executor_processes.start_process(settings, directory, command)
     except OSError as exc:
         service.fail_unstarted(execution, exc)
