@@ -68,7 +68,7 @@ class TaskService:
         task = self.store.get_task(task_id)
         if task is None:
             raise TaskNotFoundError(task_id)
-        if self._settle_if_abandoned(task) or (task.status is TaskStatus.QUEUED and self.start_queued_runs()):
+        if self._settle_if_abandoned(task):
             task = self.store.get_task(task_id)
         return task
 
@@ -168,6 +168,10 @@ class TaskService:
 
     def get_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)
+        # A status read moves the queue on where nothing watches it (no serving API); a cancel or a
+        # delete of a queued task must not start it first.
+        if task.status is TaskStatus.QUEUED and self.start_queued_runs():
+            task = self.store.get_task(task_id)
         position = self.store.queue_position(task.current_execution_id) \
             if task.status is TaskStatus.QUEUED and task.current_execution_id else None
         return task_status_body(task, self.directory(task_id).is_dir(), queue_position=position)
