@@ -119,6 +119,8 @@ class TaskService:
                     self.start_queued_runs()
                 except PipelineError as exc:
                     logger.warning("运行队列检查失败，稍后重试: %s", exc.details)
+                except Exception:  # the watch must outlive any one failure, or the queue stops moving
+                    logger.exception("运行队列检查出错，稍后重试")
 
         thread = threading.Thread(target=loop, name="run-queue-watch", daemon=True)
         thread.start()
