@@ -169,7 +169,6 @@ def task_store(request, embedded_base_url, local_pg_admin_url):
                               "dp_test_store")
     store = TaskStore(factory())
     store.migrate()
-    store.backend = request.param
     yield store
     store.dispose()
     factory.drop_all()

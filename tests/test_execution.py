@@ -106,6 +106,34 @@ def test_executor_crash_is_reported_with_exit_code(api):
     assert task["step_status"]["training_load"] == "pending"
 
 
+def test_a_status_read_that_finds_the_crash_first_keeps_its_exit_code(make_app):
+    """The reaper thread and a status read (or the API's once-a-second check) race to settle a
+    crashed executor: whichever wins records the same exit code. The reaper is held here."""
+    import sys
+    import threading
+
+    from data_pipeline.tasks import executor_processes
+
+    app = make_app()
+    service = app.extensions["data_pipeline"].tasks
+    task_id = create_task(app.test_client(), task_name="crash race")
+    execution_id = service.store.enqueue_execution(task_id, execution_id_base=f"{task_id}_complete_exec",
+                                                   mode="complete", step_name=None, options={})
+    assert service.store.claim_queued(execution_id, worker=None, hostname=None)
+    reaper_may_settle = threading.Event()
+    pid = executor_processes.spawn_executor(
+        service.settings, service.directory(task_id), [sys.executable, "-c", "import sys; sys.exit(3)"],
+        lambda returncode: reaper_may_settle.wait(30) and service.settle_exit(execution_id, returncode))
+    service.store.record_executor(execution_id, pid, executor_processes.HOSTNAME)
+    try:
+        task = wait_until(lambda: (t := service.get_task(task_id))["status"] == "failed" and t, timeout=20,
+                          what="the crash settled by a status read")
+    finally:
+        reaper_may_settle.set()
+    assert task["error_code"] == "EXECUTOR_CRASHED" and "exit code 3" in task["error_message"], task
+    assert task["execution"]["exit_code"] == 3, task["execution"]
+
+
 def test_unreachable_business_database_fails_with_its_code(api):
     task_id = make_task(api, {}, db_connection="postgresql://nobody@127.0.0.1:1/nowhere")
     api.execute(task_id)

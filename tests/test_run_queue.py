@@ -14,6 +14,7 @@ from tests.conftest import DatabaseFactory
 from tests.support.api_server import ApiServer, server_env
 from tests.support.controlled_steps import quick_steps
 from tests.support.envelope import error_of
+from tests.support.in_process import create_task
 from tests.support.task_runs import make_task, release
 
 TASKS = "/api/v0/data_pipeline/tasks"
@@ -115,3 +116,28 @@ def test_queue_is_first_in_first_out_cancel_delete_reexecute_and_restart(queue_a
     assert started_order(api, remaining) == remaining
     history = api.get(f"{TASKS}/{waiting[1]}/executions").json()["data"]["executions"]
     assert history[0]["status"] == "cancelled" and history[0]["started_at"] is None and history[0]["pid"] is None
+
+
+def test_cancel_and_delete_of_a_queued_task_never_start_it_first(make_app):
+    """With a run slot free and nothing watching the queue (no serving API), a cancel or a delete
+    of a queued task takes it out of the queue; it does not start it and then stop it (or refuse)."""
+    app = make_app()
+    client, service = app.test_client(), app.extensions["data_pipeline"].tasks
+
+    def queued_task(name: str) -> tuple[str, str]:
+        task_id = create_task(client, task_name=name)
+        execution_id = service.store.enqueue_execution(
+            task_id, execution_id_base=f"{task_id}_complete_exec", mode="complete", step_name=None, options={},
+            run_queue=service.run_queue)
+        return task_id, execution_id
+
+    task_id, execution_id = queued_task("cancel while queued")
+    cancelled = client.post(f"{TASKS}/{task_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.get_json()["data"]["status"] == "cancelled", cancelled.json
+    execution = service.store.get_execution(execution_id)
+    assert execution.status == "cancelled" and execution.started_at is None and execution.pid is None
+
+    task_id, execution_id = queued_task("delete while queued")
+    deleted = client.delete(f"{TASKS}/{task_id}")
+    assert deleted.status_code == 200 and deleted.get_json()["data"]["deleted"] is True, deleted.json
+    assert service.store.get_execution(execution_id) is None

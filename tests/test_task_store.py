@@ -9,6 +9,10 @@ from __future__ import annotations
 import concurrent.futures
 import uuid
 
+from sqlalchemy import text
+
+from tests.support.waiting import wait_until
+
 from data_pipeline.tasks.statuses import STEP_NAMES, ExecutionStatus, StepStatus, TaskStatus
 
 
@@ -244,3 +248,22 @@ def test_start_queued_starts_the_oldest_while_fewer_than_the_bound_run(make_loca
         assert [e.execution_id for e in store.start_queued(2, "local:b")] == [other]
     finally:
         store.dispose()
+
+
+def test_a_delete_meeting_the_start_of_its_queued_task_waits_for_it(task_store):
+    """The start (and the end) of an execution locks its row, then its task's: a delete of the task
+    in between must wait, not hold the task's row and deadlock."""
+    task_id = new_task(task_store)
+    execution_id = enqueue(task_store, task_id)
+    with task_store.engine.connect() as starting, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with starting.begin():
+            starting.execute(text("update dp_task_executions set status = 'running', started_at = now() "
+                                  "where execution_id = :e and status = 'queued'"), {"e": execution_id})
+            deleting = pool.submit(task_store.delete_task, task_id)
+            with task_store.reader.connect() as watcher:
+                wait_until(lambda: watcher.execute(text(
+                    "select count(*) from pg_stat_activity where datname = current_database() "
+                    "and wait_event_type = 'Lock'")).scalar_one(), timeout=10, what="the delete waiting")
+            starting.execute(text("update dp_tasks set status = 'in_progress' where task_id = :t"), {"t": task_id})
+        assert deleting.result(timeout=10) is False, "the task started: it is not deleted"
+    assert task_store.get_task(task_id).status is TaskStatus.IN_PROGRESS

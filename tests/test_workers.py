@@ -20,6 +20,7 @@ from tests.support.workers import Worker, flush, redis_db_url
 from tests.support.envelope import error_of
 from tests.support.in_process import create_task, get_task, training_data_dir
 from tests.support.task_runs import executor_pid, make_task, process_exists, release, wait_running, write_control
+from tests.support.waiting import wait_until
 
 TASKS = "/api/v0/data_pipeline/tasks"
 QUICK = quick_steps()
@@ -85,10 +86,8 @@ def test_same_message_delivered_twice_runs_once(cluster):
     send_execution(Settings.from_env({"DATA_PIPELINE_BROKER_URL": api.env["DATA_PIPELINE_BROKER_URL"]}),
                    execution_id)
     assert api.wait_for(task_id)["status"] == "completed"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(
-            f"执行 {execution_id} 不在队列中" in w.output() for w in api.workers.values()):
-        time.sleep(0.2)
+    wait_until(lambda: any(f"执行 {execution_id} 不在队列中" in w.output() for w in api.workers.values()),
+               timeout=20, interval=0.2, what="the second delivery ignored")
     assert sum(w.output().count(f"执行 {execution_id} 不在队列中") for w in api.workers.values()) == 1
     assert len(executions(api, task_id)) == 1
     log = (api.training_data_dir / task_id / "data_pipeline.log").read_text(encoding="utf-8")
@@ -103,7 +102,8 @@ def test_cancel_running_and_queued_tasks(cluster):
     for task_id in running:
         wait_running(api, task_id, "ddl_generation", timeout=30)
     waiting = make_task(api, QUICK)
-    assert api.execute(waiting).json()["data"]["status"] == "queued"
+    queued = api.execute(waiting).json()["data"]
+    assert queued["status"] == "queued"
     error_of(api.execute(waiting), 409, "TASK_ALREADY_RUNNING")
     cancelled = api.post(f"{TASKS}/{waiting}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["data"]["status"] == "cancelled"
@@ -115,13 +115,11 @@ def test_cancel_running_and_queued_tasks(cluster):
     for task_id, pid in zip(running, pids):
         task = api.wait_for(task_id, statuses=("cancelled",), timeout=15)
         assert task["step_status"]["ddl_generation"] == "cancelled"
-        while process_exists(pid) and time.monotonic() - started < 15:
-            time.sleep(0.1)
-        assert not process_exists(pid)
-    # The freed workers took the cancelled task's message and ignored it.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not any("不在队列中" in w.output() for w in api.workers.values()):
-        time.sleep(0.2)
+        wait_until(lambda: not process_exists(pid), timeout=max(0.0, 15 - (time.monotonic() - started)),
+                   interval=0.1, what=f"executor {pid} gone")
+    # A freed worker took the cancelled task's message and ignored it.
+    wait_until(lambda: any(f"执行 {queued['execution_id']} 不在队列中" in w.output() for w in api.workers.values()),
+               timeout=15, interval=0.2, what="the cancelled task's message ignored")
     history = executions(api, waiting)
     assert len(history) == 1 and history[0]["status"] == "cancelled" and history[0]["worker"] is None
     assert api.task(waiting)["status"] == "cancelled"
@@ -168,6 +166,24 @@ def test_an_unreachable_broker_fails_the_execute_with_503(make_app):
     assert client.post(f"{TASKS}/{task_id}/execute", json={}).status_code == 503, "a failed task may be retried"
 
 
+def test_a_run_whose_task_directory_cannot_be_made_fails_at_once(make_app):
+    """Not after the heartbeat timeout as a lost worker: the worker could not start the executor."""
+    from data_pipeline.workers.worker import run_execution
+
+    app = make_app()
+    service = app.extensions["data_pipeline"].tasks
+    task_id = create_task(app.test_client(), task_name="no directory")
+    execution_id = service.store.enqueue_execution(task_id, execution_id_base=f"{task_id}_complete_exec",
+                                                   mode="complete", step_name=None, options={})
+    directory = service.directory(task_id)
+    directory.rename(directory.with_name(f"{task_id}.moved"))
+    directory.write_text("a file where the task directory goes", encoding="utf-8")
+    assert run_execution(service, execution_id, "gamma@test-host") == "failed"
+    execution = service.store.get_execution(execution_id)
+    assert (execution.status, execution.error_code) == ("failed", "EXECUTOR_NOT_STARTED"), execution
+    assert get_task(app.test_client(), task_id)["error_code"] == "EXECUTOR_NOT_STARTED"
+
+
 def test_kill_minus_nine_of_a_whole_worker(cluster):
     """Last in the module: it loses a worker (the other one takes the re-execute)."""
     api = cluster
@@ -182,10 +198,8 @@ def test_kill_minus_nine_of_a_whole_worker(cluster):
     assert time.monotonic() - killed < 45
     assert task["error_code"] == "WORKER_LOST" and f"worker {holder} lost" in task["error_message"], task
     assert task["step_status"]["ddl_generation"] == "failed"
-    deadline = time.monotonic() + 10
-    while process_exists(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not process_exists(pid)  # the run went with its worker
+    wait_until(lambda: not process_exists(pid), timeout=10, interval=0.1,
+               what="the run gone with its worker")
     write_control(api, task_id, QUICK)
     assert api.execute(task_id).status_code == 202
     task = api.wait_for(task_id, timeout=60)

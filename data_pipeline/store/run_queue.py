@@ -58,13 +58,24 @@ class RunQueue:
         returns those.
 
         One advisory lock orders the decision across every thread and process that makes it (the
-        API, a restarted API, `python -m data_pipeline run`), so the bound holds.
+        API, a restarted API, `python -m data_pipeline run`), so the bound holds. The API asks every
+        second and at each read of a queued task, mostly to hear "nothing to start": one lock-free
+        read answers that (nothing queued, or no free slot) without the lock and its transaction.
+        It reads the same committed state the locked count would; a run that ends later asks again.
         """
         mine = executions.c.run_queue.is_not_distinct_from(run_queue)
+        # each on its partial index (status = 'running' / 'queued'), not a scan of the history
+        running_count = select(func.count()).select_from(executions).where(
+            and_(mine, executions.c.status == ExecutionStatus.RUNNING)).scalar_subquery()
+        any_queued = select(executions.c.execution_id).where(
+            and_(mine, executions.c.status == ExecutionStatus.QUEUED)).exists()
+        with self.reader.connect() as conn:
+            running, queued = conn.execute(select(running_count, any_queued)).one()
+        if not queued or running >= max_running:
+            return []
         with self.engine.begin() as conn:
             conn.execute(text("select pg_advisory_xact_lock(:key)"), {"key": _RUN_QUEUE_LOCK_KEY})
-            running = conn.execute(select(func.count()).select_from(executions).where(
-                and_(mine, executions.c.status == ExecutionStatus.RUNNING))).scalar_one()
+            running = conn.execute(select(running_count)).scalar_one()
             if running >= max_running:
                 return []
             oldest = (select(executions.c.execution_id)
@@ -98,13 +109,11 @@ class RunQueue:
     def queue_position(self, execution_id: str) -> int | None:
         """1 for the next execution of its queue to start, 2 for the one after it, ...; None unless
         it is queued."""
+        mine = (select(executions.c.queue_seq, executions.c.run_queue)
+                .where(and_(executions.c.execution_id == execution_id,
+                            executions.c.status == ExecutionStatus.QUEUED)).subquery())
+        ahead = select(func.count()).select_from(executions.join(mine, and_(
+            executions.c.run_queue.is_not_distinct_from(mine.c.run_queue),
+            executions.c.queue_seq <= mine.c.queue_seq))).where(executions.c.status == ExecutionStatus.QUEUED)
         with self.reader.connect() as conn:
-            mine = conn.execute(select(executions.c.queue_seq, executions.c.run_queue).where(and_(
-                executions.c.execution_id == execution_id,
-                executions.c.status == ExecutionStatus.QUEUED))).first()
-            if mine is None:
-                return None
-            return conn.execute(select(func.count()).select_from(executions).where(and_(
-                executions.c.status == ExecutionStatus.QUEUED,
-                executions.c.run_queue.is_not_distinct_from(mine.run_queue),
-                executions.c.queue_seq <= mine.queue_seq))).scalar_one()
+            return conn.execute(ahead).scalar_one() or None  # 0: the execution is not queued

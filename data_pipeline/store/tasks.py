@@ -174,8 +174,15 @@ class TaskStore(RunQueue):
 
     @retry_on_lost_connection
     def delete_task(self, task_id: str) -> bool:
-        """Delete a task that is not running; False when it is running (or gone)."""
+        """Delete a task that is not running; False when it is running (or gone).
+
+        Its executions' rows are locked first, as a start or an end of an execution locks them
+        (the execution, then the task): the delete's cascade would otherwise take them the other
+        way round, and a delete meeting a start of its queued task would deadlock.
+        """
         with self.engine.begin() as conn:
+            conn.execute(select(executions.c.execution_id).where(executions.c.task_id == task_id)
+                         .with_for_update())
             deleted = conn.execute(tasks.delete().where(and_(
                 tasks.c.task_id == task_id, tasks.c.status != TaskStatus.IN_PROGRESS)))
             return deleted.rowcount == 1

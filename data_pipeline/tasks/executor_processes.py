@@ -34,16 +34,18 @@ _children: dict[int, subprocess.Popen] = {}
 _children_lock = threading.Lock()
 
 
-def executor_command(task_id: str, mode: str, step_name: str | None, backup: bool, truncate: bool,
-                     *, exit_with_parent: bool = False) -> list[str]:
-    command = [sys.executable, "-m", EXECUTOR_MODULE, "--task-id", task_id, "--execution-mode", mode]
+def executor_command(execution: Execution, *, exit_with_parent: bool = False) -> list[str]:
+    """The command line that runs `execution` (its mode, step and vector-table options)."""
+    options = execution.options or {}
+    command = [sys.executable, "-m", EXECUTOR_MODULE, "--task-id", execution.task_id,
+               "--execution-mode", execution.execution_mode]
     if exit_with_parent:
         command.append("--exit-with-parent")
-    if step_name:
-        command += ["--step-name", step_name]
-    if backup:
+    if execution.step_name:
+        command += ["--step-name", execution.step_name]
+    if options.get("backup_vector_tables"):
         command.append("--backup-vector-tables")
-    if truncate:
+    if options.get("truncate_vector_tables"):
         command.append("--truncate-vector-tables")
     return command
 
@@ -78,9 +80,11 @@ def spawn_executor(settings: Settings, directory: Path, command: list[str],
 
 
 class ExecutorEnd(NamedTuple):
-    """How an executor that could not record its outcome ended: the task's error message and code."""
+    """How an executor that could not record its outcome ended: the task's error message and code,
+    and the process's exit code when it is known."""
     reason: str
     code: str
+    exit_code: int | None = None
 
 
 def describe_exit(returncode: int | None) -> ExecutorEnd:
@@ -91,9 +95,10 @@ def describe_exit(returncode: int | None) -> ExecutorEnd:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return ExecutorEnd(f"执行器进程意外退出 (executor exited unexpectedly, signal {name})", "EXECUTOR_KILLED")
+        return ExecutorEnd(f"执行器进程意外退出 (executor exited unexpectedly, signal {name})", "EXECUTOR_KILLED",
+                           returncode)
     return ExecutorEnd(f"执行器进程意外退出 (executor exited unexpectedly, exit code {returncode})",
-                       "EXECUTOR_CRASHED")
+                       "EXECUTOR_CRASHED", returncode)
 
 
 def _is_executor_process(pid: int, task_id: str) -> bool:

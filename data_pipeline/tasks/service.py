@@ -68,7 +68,7 @@ class TaskService:
         task = self.store.get_task(task_id)
         if task is None:
             raise TaskNotFoundError(task_id)
-        if self._settle_if_abandoned(task) or (task.status is TaskStatus.QUEUED and self.start_queued_runs()):
+        if self._settle_if_abandoned(task):
             task = self.store.get_task(task_id)
         return task
 
@@ -78,13 +78,13 @@ class TaskService:
                 or execution.status is not ExecutionStatus.RUNNING:
             return False
         end = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
-        return end is not None and self._settle(execution, end, None)
+        return end is not None and self._settle(execution, end)
 
-    def _settle(self, execution: Execution, end: executor_processes.ExecutorEnd, exit_code: int | None) -> bool:
+    def _settle(self, execution: Execution, end: executor_processes.ExecutorEnd) -> bool:
         task = self.store.get_task(execution.task_id)
         running_step = task.running_step_name(execution.execution_id) if task else None
         if not self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED, error_message=end.reason,
-                                           error_code=end.code, exit_code=exit_code):
+                                           error_code=end.code, exit_code=end.exit_code):
             return False
         logger.warning("任务 %s 的执行 %s 已结束: %s", execution.task_id, execution.execution_id, end.reason)
         self._note_in_task_log(execution.task_id, "ERROR", end.reason, running_step)
@@ -103,7 +103,7 @@ class TaskService:
         settled = 0
         for execution in self.store.running_executions():
             end = executor_processes.executor_gone(execution, self.settings.heartbeat_timeout_seconds)
-            if end and self._settle(execution, end, None):
+            if end and self._settle(execution, end):
                 settled += 1
         return settled
 
@@ -119,6 +119,8 @@ class TaskService:
                     self.start_queued_runs()
                 except PipelineError as exc:
                     logger.warning("运行队列检查失败，稍后重试: %s", exc.details)
+                except Exception:  # the watch must outlive any one failure, or the queue stops moving
+                    logger.exception("运行队列检查出错，稍后重试")
 
         thread = threading.Thread(target=loop, name="run-queue-watch", daemon=True)
         thread.start()
@@ -168,6 +170,10 @@ class TaskService:
 
     def get_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)
+        # A status read moves the queue on where nothing watches it (no serving API); a cancel or a
+        # delete of a queued task must not start it first.
+        if task.status is TaskStatus.QUEUED and self.start_queued_runs():
+            task = self.store.get_task(task_id)
         position = self.store.queue_position(task.current_execution_id) \
             if task.status is TaskStatus.QUEUED and task.current_execution_id else None
         return task_status_body(task, self.directory(task_id).is_dir(), queue_position=position)
@@ -248,7 +254,7 @@ class TaskService:
         """An executor this process started has exited: if it recorded no outcome, settle it failed."""
         ended = self.store.get_execution(execution_id)
         if ended and ended.status is ExecutionStatus.RUNNING:
-            self._settle(ended, executor_processes.describe_exit(returncode), returncode)
+            self._settle(ended, executor_processes.describe_exit(returncode))
 
     def _submit(self, execution_id: str) -> None:
         """Hand a queued execution to the executor: a Celery message, or the local run queue."""
@@ -277,10 +283,7 @@ class TaskService:
     def _start_executor(self, execution: Execution) -> None:
         task_id, execution_id = execution.task_id, execution.execution_id
         directory = self.directory(task_id)
-        options = execution.options or {}
-        command = executor_processes.executor_command(
-            task_id, execution.execution_mode, execution.step_name, bool(options.get("backup_vector_tables")),
-            bool(options.get("truncate_vector_tables")))
+        command = executor_processes.executor_command(execution)
 
         def on_exit(returncode: int) -> None:
             self.settle_exit(execution_id, returncode)
@@ -290,12 +293,16 @@ class TaskService:
             directory.mkdir(parents=True, exist_ok=True)
             pid = executor_processes.spawn_executor(self.settings, directory, command, on_exit)
         except OSError as exc:
-            self.store.finish_execution(execution_id, ExecutionStatus.FAILED, error_code="EXECUTOR_NOT_STARTED",
-                                        error_message=f"无法启动执行器: {exc.strerror}")
-            logger.error("任务 %s 的执行器无法启动: %s", task_id, exc.strerror)
+            self.fail_unstarted(execution, exc)
             return
         self.store.record_executor(execution_id, pid, executor_processes.HOSTNAME)
         logger.info("任务 %s 开始执行 (%s), 执行器进程 %d", task_id, execution_id, pid)
+
+    def fail_unstarted(self, execution: Execution, exc: OSError) -> None:
+        """The executor of a started execution could not be started (the local executor or a worker)."""
+        self.store.finish_execution(execution.execution_id, ExecutionStatus.FAILED, error_code="EXECUTOR_NOT_STARTED",
+                                    error_message=f"无法启动执行器: {exc.strerror}")
+        logger.error("任务 %s 的执行器无法启动: %s", execution.task_id, exc.strerror)
 
     def cancel_task(self, task_id: str) -> dict:
         task = self.require_task(task_id)

@@ -20,7 +20,6 @@ from data_pipeline.errors import DatabaseError, PipelineError
 from data_pipeline.store import TaskStore
 from data_pipeline.tasks import executor_processes
 from data_pipeline.tasks.service import TaskService
-from data_pipeline.tasks.statuses import ExecutionStatus
 from data_pipeline.workers.celery_app import QUEUE, RUN_EXECUTION, make_celery
 
 logger = logging.getLogger("CeleryWorker")
@@ -37,17 +36,12 @@ def run_execution(service: TaskService, execution_id: str, worker: str) -> str:
         logger.info("执行 %s 不在队列中 (已取消、已删除或已执行)，忽略该消息", execution_id)
         return "ignored"
     directory = service.directory(execution.task_id)
-    directory.mkdir(parents=True, exist_ok=True)
-    options = execution.options or {}
-    command = executor_processes.executor_command(
-        execution.task_id, execution.execution_mode, execution.step_name,
-        bool(options.get("backup_vector_tables")), bool(options.get("truncate_vector_tables")),
-        exit_with_parent=True)
+    command = executor_processes.executor_command(execution, exit_with_parent=True)
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         process = executor_processes.start_process(settings, directory, command)
     except OSError as exc:
-        store.finish_execution(execution_id, ExecutionStatus.FAILED,
-                               error_code="EXECUTOR_NOT_STARTED", error_message=f"无法启动执行器: {exc.strerror}")
+        service.fail_unstarted(execution, exc)
         return "failed"
     store.record_executor(execution_id, process.pid, executor_processes.HOSTNAME)
     logger.info("任务 %s 开始执行 (%s), 执行器进程 %d", execution.task_id, execution_id, process.pid)
