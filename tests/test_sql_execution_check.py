@@ -13,6 +13,7 @@ from data_pipeline.validation.outcome import ErrorClass
 from tests.support.fake_llm import FakeLLMServer, Reply
 from tests.support.pair_quality import recount_validation
 from tests.support.task_runs import make_task, task_dir
+from tests.support.waiting import wait_until
 from tests.test_sql_validation import SHOP_DDL, SHOP_SQL, make_context, read_report, table_state, write_pairs
 
 JOIN = "FROM sale s JOIN shop p ON s.shop_id = p.id"
@@ -120,7 +121,8 @@ def test_uploaded_pairs_and_validate_by_execution_through_the_api(embedded_api):
     first = newest_report()
     assert first and not any(e["executed"] for e in first) and all(e["explain_valid"] for e in first)
 
-    time.sleep(1.1)   # pair file and report names carry the second
+    second = int(time.time())
+    wait_until(lambda: int(time.time()) > second, what="the next second")   # file names carry the second
     name = "qs_highway_db_20991231_000000_pair.json"
     body = json.dumps(UPLOADED, ensure_ascii=False).encode("utf-8")
     assert api.post(f"/api/v0/data_pipeline/tasks/{task_id}/files", files={"file": (name, body)}).status_code < 300

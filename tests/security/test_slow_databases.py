@@ -16,6 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from tests.support.api_server import ApiServer, server_env
 from tests.support.security_apps import TABLE_DDL, TABLES, TASKS, SilentServer, build_app, error_of
+from tests.support.waiting import wait_until
 
 TOOL_REQUESTS = 50
 HEALTH_BOUND_SECONDS = 3.0
@@ -37,10 +38,12 @@ def test_health_and_status_answer_while_50_tool_requests_hang(embedded_pg_dir, t
         server.session.mount("http://", HTTPAdapter(pool_maxsize=TOOL_REQUESTS + 4))
         urls = [f"postgresql://u:pw@127.0.0.1:{s.port}/db" for s in silent]
         requests_ = [(TABLES, {"db_connection": urls[0]}), (TABLE_DDL, {"db_connection": urls[1], "table": "t"})]
+        accepted_before = sum(s.accepted for s in silent)
         with ThreadPoolExecutor(TOOL_REQUESTS) as pool:
             futures = [pool.submit(server.post, requests_[i % 2][0], json=requests_[i % 2][1], timeout=120)
                        for i in range(TOOL_REQUESTS)]
-            time.sleep(0.5)
+            # The pool's four workers are each held by a silent server.
+            wait_until(lambda: sum(s.accepted for s in silent) - accepted_before >= 4, what="tool requests hanging")
             timings = []
             for _ in range(5):
                 for path in ("/api/v0/health", f"{TASKS}/{task_id}"):
@@ -72,8 +75,9 @@ def test_a_full_pool_answers_503_at_once(embedded_pg_dir, tmp_path, silent):
     app = build_app(embedded_pg_dir, tmp_path, db_tools_workers=1, db_tools_queue=0)
     body = {"db_connection": f"postgresql://u@127.0.0.1:{silent[0].port}/db"}
     with ThreadPoolExecutor(2) as pool:
+        accepted_before = silent[0].accepted
         first = pool.submit(app.test_client().post, TABLES, json=body)
-        time.sleep(0.3)
+        wait_until(lambda: silent[0].accepted > accepted_before, what="the first request hanging")
         started = time.monotonic()
         error_of(app.test_client().post(TABLES, json=body), 503, "SERVICE_BUSY")
         assert time.monotonic() - started < 3  # at once: not after the running one's 5 s connect timeout
