@@ -105,7 +105,7 @@ class Settings:
             value = getattr(self, name)
             if value is None:
                 continue
-            env[variable] = ",".join(value) if kind == "list" else ("1" if value else "0") if kind == "bool" else str(value)
+            env[variable] = _to_text(value, kind)
         return env
 
     def secrets(self) -> tuple[str, ...]:
@@ -236,6 +236,15 @@ def _is_fernet_key(key: str) -> bool:
         return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
     except (ValueError, UnicodeEncodeError):
         return False
+
+
+def _to_text(value, kind: str) -> str:
+    """A setting's value as its environment variable writes it (the inverse of `_convert`)."""
+    if kind == "list":
+        return ",".join(value)
+    if kind == "bool":
+        return "1" if value else "0"
+    return str(value)
 
 
 def _convert(variable: str, raw: str, kind: str):

@@ -101,6 +101,14 @@ class InsufficientStorageError(PipelineError):
     message = "服务器磁盘空间不足"
 
 
+class BrokerUnavailable(PipelineError):
+    """DATA_PIPELINE_EXECUTOR=celery and the broker does not take the run."""
+    status = 503
+    type = "InternalError"
+    error_code = "BROKER_UNAVAILABLE"
+    message = "任务队列不可用"
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 

@@ -19,8 +19,8 @@ from data_pipeline.db.connection import database_name, mask_url
 from data_pipeline.db.credentials import PREFIX, CredentialCipher
 from data_pipeline.db.policy import ConnectionPolicy
 from data_pipeline.db.embedded_pg import DEMO_DATABASE
-from data_pipeline.errors import (ConflictError, InsufficientStorageError, PipelineError, TaskNotFoundError,
-                                  ValidationError, disk_full_details, is_disk_full)
+from data_pipeline.errors import (BrokerUnavailable, ConflictError, InsufficientStorageError, PipelineError,
+                                  TaskNotFoundError, ValidationError, disk_full_details, is_disk_full)
 from data_pipeline.tasks.statuses import ACTIVE_TASK_STATUSES, STEP_NAMES, ExecutionStatus, TaskStatus
 from data_pipeline.store import Execution, Task, TaskStore
 from data_pipeline.tasks.table_list import (decode_table_list, parse_table_list_text, render_table_list,
@@ -261,7 +261,7 @@ class TaskService:
         if self.settings.executor != "celery":
             self.start_queued_runs()
             return
-        from data_pipeline.workers.celery_app import BrokerUnavailable, send_execution
+        from data_pipeline.workers.celery_app import send_execution
 
         try:
             send_execution(self.settings, execution_id)

@@ -13,19 +13,12 @@ import logging
 from celery import Celery
 
 from config import Settings
-from data_pipeline.errors import PipelineError
+from data_pipeline.errors import BrokerUnavailable
 
 RUN_EXECUTION = "data_pipeline.run_execution"
 QUEUE = "data_pipeline"
 
 logger = logging.getLogger("CeleryExecutor")
-
-
-class BrokerUnavailable(PipelineError):
-    status = 503
-    type = "InternalError"
-    error_code = "BROKER_UNAVAILABLE"
-    message = "任务队列不可用"
 
 
 def make_celery(broker_url: str) -> Celery:
